@@ -1,0 +1,197 @@
+"""Validation of addresses and header values received by the API, the web forms and the CLI.
+
+Bad input gets a clear error and changes nothing (SPEC §4): every function here raises
+:class:`letterhead.errors.InvalidInput` whose ``errors`` name the field and say, in words, what to fix.
+
+Decisions:
+- **ASCII addresses only.** An internationalised local part (``josé@example.com``) needs SMTPUTF8 (RFC 6531)
+  on every hop, and neither tenants' own relays nor the platform transport can be assumed to offer it;
+  refusing it up front beats a message that fails later. An internationalised *domain* is fine: it is
+  converted to its punycode A-label form (``bücher.example`` -> ``xn--bcher-kva.example``), which every relay
+  understands.
+- **Bare addresses only.** ``"Name <a@example.com>"`` is refused with a message saying so; names travel in
+  their own fields (``from_name``), where :func:`check_header_text` checks them. This keeps one unambiguous
+  parse and no header-injection route through a display name.
+- The local part keeps its case (RFC 5321 §2.4: only the receiving host may treat it case-insensitively); the
+  domain is lower-cased.
+- Header text (names, subjects) must not contain control characters: CR/LF would let a caller append headers
+  (header injection), NUL and the rest corrupt the message. Unicode line/paragraph separators are refused too.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+import idna
+from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
+
+from letterhead.dns import Resolver
+from letterhead.errors import InvalidInput
+
+__all__ = ["check_header_text", "domain_has_mail_host", "normalize_email", "parse_address_list"]
+
+
+def _invalid(field: str, message: str, detail: str | None = None) -> InvalidInput:
+    return InvalidInput(detail or message, errors=[{"field": field, "message": message}])
+
+
+def _describe(ch: str) -> str:
+    names = {
+        "\r": "a carriage return (CR)",
+        "\n": "a line feed (LF)",
+        "\x00": "a NUL character",
+        "\t": "a tab",
+    }
+    return names.get(ch, f"the control character U+{ord(ch):04X}")
+
+
+def _bad_char(value: str) -> str | None:
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return ch
+    return None
+
+
+def normalize_email(
+    value: str,
+    *,
+    field: str = "email",
+    check_deliverability: bool = False,
+    resolver: Resolver | None = None,
+) -> str:
+    """Validate one bare address and return it normalised: ASCII, IDN domain as punycode, domain lower-cased.
+
+    With ``check_deliverability`` the domain must exist and accept mail (MX, else A/AAAA; a null MX refuses);
+    that needs ``resolver`` (the DNS seam; the system resolver is never used behind the caller's back). A DNS
+    timeout or SERVFAIL does not refuse the address: we could not tell, so the address is let through.
+    """
+    if not isinstance(value, str):
+        raise _invalid(field, "Enter an email address as text.")
+    # Control characters are looked for before stripping: a trailing CR/LF is refused, not silently dropped.
+    bad = _bad_char(value)
+    text = value.strip()
+    if not text:
+        raise _invalid(field, "Enter an email address.")
+    if bad is not None:
+        raise _invalid(
+            field,
+            f"The email address contains {_describe(bad)}; line breaks and control characters "
+            "are not allowed.",
+        )
+    if "<" in text or ">" in text:
+        raise _invalid(
+            field,
+            "Give the bare address only, such as name@example.com, without a display name or angle brackets.",
+        )
+    local, at, _domain = text.rpartition("@")
+    if at and not local.isascii():
+        raise _invalid(
+            field,
+            "Addresses with non-ASCII characters before the @ (internationalised addresses) "
+            "are not supported, because not every mail server accepts them (SMTPUTF8). "
+            "Use an address with only ASCII letters, digits and punctuation before the @.",
+        )
+    if check_deliverability and resolver is None:
+        raise ValueError("check_deliverability=True needs the resolver (letterhead.dns.Resolver) to use")
+    try:
+        result = validate_email(
+            text,
+            allow_smtputf8=False,
+            allow_display_name=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            strict=True,  # also enforces RFC 5321's 64-octet limit on the local part
+            check_deliverability=check_deliverability,
+            dns_resolver=resolver.dnspython if (check_deliverability and resolver is not None) else None,
+        )
+    except EmailUndeliverableError as exc:
+        raise _invalid(field, f"{exc} Check the part after the @ for typing mistakes.") from None
+    except EmailNotValidError as exc:
+        raise _invalid(field, f"This is not a valid email address: {exc}") from None
+    local_part, _, domain = (result.ascii_email or result.normalized).rpartition("@")
+    return f"{local_part}@{domain.lower()}"
+
+
+def domain_has_mail_host(domain: str, resolver: Resolver) -> bool | None:
+    """Whether ``domain`` has an MX (not a null MX) or an A/AAAA record; ``None`` when DNS could not tell.
+
+    For warnings ("example.con has no mail server"), not for refusing input.
+    """
+    name = domain.strip().rstrip(".").lower()
+    if not name:
+        return False
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return False
+    return resolver.has_mail_host(name)
+
+
+def check_header_text(value: str, *, field: str, max_len: int = 200) -> str:
+    """Validate text that goes into a header (display name, subject) and return it stripped.
+
+    Control characters (CR, LF, NUL, tab, ...) and Unicode line/paragraph separators are refused: CR/LF in a
+    header value is how a caller would inject headers of its own. An empty value is returned as is (whether
+    the field is required is the caller's decision).
+    """
+    if not isinstance(value, str):
+        raise _invalid(field, "Enter text.")
+    bad = _bad_char(value)  # before stripping: a trailing CR/LF is refused, not silently dropped
+    text = value.strip()
+    if bad is not None:
+        raise _invalid(
+            field, f"Contains {_describe(bad)}; line breaks and control characters are not allowed here."
+        )
+    if len(text) > max_len:
+        raise _invalid(field, f"Too long: {len(text)} characters, at most {max_len} allowed.")
+    return text
+
+
+def parse_address_list(
+    values: Sequence[str],
+    *,
+    field: str = "to",
+    max_count: int = 50,
+    check_deliverability: bool = False,
+    resolver: Resolver | None = None,
+) -> list[str]:
+    """Validate a list of bare recipient addresses; return them normalised, duplicates removed, order kept.
+
+    Every bad entry is reported (field ``to[2]`` etc.) in one :class:`InvalidInput`, so a caller fixes all at
+    once. A single string is taken as a one-address list (``"a@x.com, b@y.com"`` is then refused with a hint).
+    """
+    items: list[str] = [values] if isinstance(values, str) else list(values)
+    if not items:
+        raise _invalid(field, "Give at least one recipient address.")
+    if len(items) > max_count:
+        raise _invalid(field, f"Too many recipients: {len(items)}, at most {max_count} allowed.")
+    out: list[str] = []
+    seen: set[str] = set()
+    errors: list[dict[str, str]] = []
+    for i, item in enumerate(items):
+        item_field = f"{field}[{i}]"
+        if isinstance(item, str) and ("," in item or ";" in item) and "<" not in item:
+            errors.append(
+                {
+                    "field": item_field,
+                    "message": "Give one bare address per entry, such as "
+                    "name@example.com; separate several recipients as separate list entries.",
+                }
+            )
+            continue
+        try:
+            address = normalize_email(
+                item, field=item_field, check_deliverability=check_deliverability, resolver=resolver
+            )
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+            continue
+        if address not in seen:
+            seen.add(address)
+            out.append(address)
+    if errors:
+        noun = "address is" if len(errors) == 1 else "addresses are"
+        raise InvalidInput(f"{len(errors)} recipient {noun} not valid.", errors=errors)
+    return out

@@ -1,0 +1,64 @@
+"""The ASGI application: API (/v1), public pages, development inbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp
+
+from letterhead import __version__
+from letterhead.api import emails, messages, problems, tenants
+from letterhead.api.deps import KeyCache
+from letterhead.context import Context
+from letterhead.devinbox import DevInbox
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse bodies over the configured limit before they are read (413, problem+json)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        super().__init__(app)
+        self.limit = limit
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return problems.problem(
+                413,
+                "Payload too large",
+                f"The request body is {length} bytes; the limit is {self.limit} (LETTERHEAD_MAX_PAYLOAD_BYTES).",
+                "payload-too-large",
+            )
+        return await call_next(request)
+
+
+def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Letterhead",
+        version=__version__,
+        description="Notification email sent under each tenant's own identity.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.key_cache = KeyCache()
+    app.state.dev_inbox = dev_inbox
+    # Batch requests may be larger than one email: allow a margin, the per-email limit is checked in the service.
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_payload_bytes * 4)
+    problems.install(app)
+    for module in (tenants, emails, messages):
+        app.include_router(module.router)
+
+    from letterhead.web import devinbox as devinbox_pages
+
+    app.include_router(devinbox_pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "version": __version__}
+
+    return app

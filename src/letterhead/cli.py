@@ -1,0 +1,215 @@
+"""The ``letterhead`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from letterhead.errors import LetterheadError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Letterhead: tenant-branded notification email.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="Secret and encryption keys.")
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _ctx():  # type: ignore[no-untyped-def]
+    from letterhead.context import Context
+
+    return Context.create()
+
+
+def _fail(exc: LetterheadError, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.detail}")
+    errors = getattr(exc, "errors", None)
+    for e in errors or []:
+        err.print(f"  - {e.get('field')}: {e.get('message')}")
+    return typer.Exit(code)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8025)")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API and UI only; run workers separately")] = False,
+) -> None:
+    """API + web UI + delivery worker (+ the development inbox when no platform SMTP is set), one process."""
+    from letterhead.server import serve as run
+
+    _logging()
+    try:
+        ctx = _ctx()
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    h, p = host or ctx.settings.host, port or ctx.settings.port
+    out.print(f"Letterhead on [bold]http://{h}:{p}[/bold]  (database: {ctx.db.engine.url.render_as_string()})")
+    asyncio.run(run(ctx, host=h, port=p, with_worker=not no_worker))
+
+
+@app.command()
+def worker() -> None:
+    """A delivery worker (run as many as you like against PostgreSQL)."""
+    from letterhead.server import run_worker
+
+    _logging()
+    try:
+        ctx = _ctx()
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    asyncio.run(run_worker(ctx))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations."""
+    from letterhead import migrate
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine, revision)
+    out.print(f"database at {revision}: {ctx.db.engine.url.render_as_string()}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    tenant_id: Annotated[str, typer.Argument(help="Slug, e.g. acme")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'ACME 株式会社'")],
+    plan: Annotated[str, typer.Option(help="free, pro or enterprise")] = "free",
+    locale: Annotated[str, typer.Option(help="ja or en")] = "ja",
+    contact_email: Annotated[str | None, typer.Option(help="Reply-To for default-sender mail")] = None,
+) -> None:
+    """Create a tenant."""
+    from letterhead import migrate
+    from letterhead.tenants import create_tenant
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        t = create_tenant(ctx, tenant_id=tenant_id, name=name, plan=plan, locale=locale, contact_email=contact_email)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    out.print(f"created tenant [bold]{t.id}[/bold] ({t.name}, plan {t.plan}, locale {t.locale})")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant the key is for")] = None,
+    platform: Annotated[bool, typer.Option("--platform", help="A platform-scoped key (all tenants)")] = False,
+    name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
+) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    from letterhead import migrate
+    from letterhead.tenants import create_api_key
+
+    if bool(tenant) == platform:
+        err.print("error: give either --tenant T or --platform")
+        raise typer.Exit(2)
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        created = create_api_key(ctx, tenant_id=tenant, name=name)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    scope = "platform" if platform else f"tenant {tenant}"
+    err.print(f"API key {created.id} ({scope}). Store it now: it is not shown again.")
+    print(created.key)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a fresh LETTERHEAD_SECRET_KEY and LETTERHEAD_ENCRYPTION_KEYS for production."""
+    from letterhead.settings import generate_keys
+
+    k = generate_keys()
+    print(f"LETTERHEAD_SECRET_KEY={k['secret_key']}")
+    print(f"LETTERHEAD_ENCRYPTION_KEYS={k['encryption_key']}")
+
+
+@app.command()
+def send(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    to: Annotated[list[str], typer.Option(help="Recipient (repeatable)")],
+    subject: Annotated[str, typer.Option()],
+    text: Annotated[str | None, typer.Option(help="Plain-text body")] = None,
+    html: Annotated[str | None, typer.Option(help="HTML body")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome (0: do not wait)")] = 30.0,
+) -> None:
+    """Queue one email from the tenant's effective sender and wait for its outcome."""
+    from letterhead import migrate
+    from letterhead.emails import accept_email
+    from letterhead.maillog import get_message
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        accepted = accept_email(ctx, tenant_id=tenant, to=to, subject=subject, html=html, text=text)
+    except LetterheadError as exc:
+        raise _fail(exc, 2) from None
+    out.print(f"queued {accepted.id}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        msg = get_message(ctx, tenant_id=tenant, message_id=accepted.id)
+        if msg.status in ("sent", "failed", "deferred"):
+            colour = {"sent": "green", "failed": "red"}.get(msg.status, "yellow")
+            out.print(f"[{colour}]{msg.status}[/{colour}] {msg.last_code or ''} {msg.last_text or ''}".rstrip())
+            if msg.remedy:
+                out.print(f"remedy: {msg.remedy.get('en')}")
+            raise typer.Exit(0 if msg.status == "sent" else 1)
+        time.sleep(0.2)
+    if wait:
+        out.print("still queued: is a worker running? Start `letterhead serve` or `letterhead worker`.")
+
+
+@app.command()
+def bench(
+    messages: Annotated[int, typer.Option(help="Messages to send")] = 20_000,
+    tenants: Annotated[int, typer.Option(help="Tenants to spread them over")] = 10,
+    sink_port: Annotated[int | None, typer.Option(help="Send to an already running sink on 127.0.0.1")] = None,
+    transport_only: Annotated[bool, typer.Option("--transport-only", help="Only the SMTP client")] = False,
+    postgres: Annotated[str | None, typer.Option(help="Run end to end on this PostgreSQL URL")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Measure the real pipeline (enqueue → worker → SMTP) against a local sink."""
+    from letterhead.bench import run_bench
+
+    result = run_bench(
+        messages=messages,
+        tenants=tenants,
+        sink_port=sink_port,
+        transport_only=transport_only,
+        postgres=postgres,
+        workers=workers,
+        progress=None if as_json else err,
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            out.print(f"{k:>16}: {v}")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except LetterheadError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        sys.exit(1)

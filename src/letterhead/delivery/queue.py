@@ -1,0 +1,284 @@
+"""The outbox: accepting messages and leasing them to workers.
+
+Design: the database is the queue (Postal v3, Solid Queue and procrastinate work the same way). A message row is
+inserted in the same transaction that answers 202, so nothing is lost between "accepted" and "queued". Workers
+lease due rows in batches by setting ``status='sending'``, an owner and a lease deadline in one UPDATE:
+
+- PostgreSQL: the inner SELECT takes ``FOR UPDATE SKIP LOCKED``, so any number of workers on any number of
+  machines claim disjoint batches without waiting on each other.
+- SQLite: every write transaction starts with ``BEGIN IMMEDIATE`` (see db.py), so the UPDATE runs under the
+  single writer lock: two claimers can never see the same row as due.
+
+A lease whose deadline passed (the worker was killed) is claimable again: delivery is at-least-once, duplicates
+bounded by what was in flight. Results are written back in one transaction per batch (executemany), guarded by
+the lease owner so that a worker whose lease was reclaimed cannot overwrite the newer outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from letterhead.context import Context
+from letterhead.db import Database
+from letterhead.errors import Conflict
+from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_id, utcnow
+
+messages = Message.__table__
+attempts = Attempt.__table__
+
+
+@dataclass
+class NewMessage:
+    """What a service hands to ``enqueue``: content or notification data, never the effective sender."""
+
+    tenant_id: str
+    kind: MessageKind
+    to: list[str]
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    event: str | None = None
+    locale: str | None = None
+    data: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    #: The request as accepted, hashed to tell a retry from a reused idempotency key.
+    request_fingerprint: Any = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    status: str
+    created: bool  # False: an idempotent replay of an earlier request
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _row(msg: NewMessage, now: datetime, lifetime: timedelta) -> dict[str, Any]:
+    return {
+        "id": new_id("msg_"),
+        "tenant_id": msg.tenant_id,
+        "kind": msg.kind.value,
+        "event": msg.event,
+        "locale": msg.locale,
+        "to_addrs": msg.to,
+        "to_first": msg.to[0].lower(),
+        "subject": msg.subject,
+        "html": msg.html,
+        "text": msg.text,
+        "data": msg.data,
+        "options": msg.options,
+        "status": MessageStatus.QUEUED.value,
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "expires_at": now + lifetime,
+        "created_at": now,
+        "updated_at": now,
+        "idempotency_key": msg.idempotency_key,
+        "request_hash": _fingerprint(msg.request_fingerprint) if msg.idempotency_key else None,
+    }
+
+
+def enqueue_many(ctx: Context, items: Sequence[NewMessage]) -> list[Accepted]:
+    """Insert messages in one transaction; idempotent replays return the first message instead.
+
+    A reused idempotency key with a different request is a 409 (Conflict) and nothing of the batch is written.
+    """
+    now = utcnow()
+    lifetime = timedelta(seconds=ctx.settings.message_lifetime_seconds)
+    rows = [_row(m, now, lifetime) for m in items]
+    try:
+        return _insert(ctx.db, rows)
+    except IntegrityError:
+        # Two requests with the same key raced past the lookup: the loser now finds the winner's row.
+        return _insert(ctx.db, rows)
+
+
+def _insert(db: Database, rows: list[dict[str, Any]]) -> list[Accepted]:
+    results: list[Accepted | None] = [None] * len(rows)
+    with db.session() as s:
+        keyed = [(i, r) for i, r in enumerate(rows) if r["idempotency_key"]]
+        if keyed:
+            seen: dict[tuple[str, str], Any] = {}
+            by_tenant: dict[str, list[str]] = {}
+            for _, r in keyed:
+                by_tenant.setdefault(r["tenant_id"], []).append(r["idempotency_key"])
+            for tenant_id, keys in by_tenant.items():
+                found = s.execute(
+                    select(messages.c.id, messages.c.status, messages.c.idempotency_key, messages.c.request_hash)
+                    .where(messages.c.tenant_id == tenant_id)
+                    .where(messages.c.idempotency_key.in_(keys))
+                )
+                for row in found:
+                    seen[(tenant_id, row.idempotency_key)] = row
+            for i, r in keyed:
+                key = (r["tenant_id"], r["idempotency_key"])
+                prior = seen.get(key)
+                if prior is None:
+                    seen[key] = r  # a key repeated inside one batch refers to its first occurrence
+                    continue
+                prior_hash = prior["request_hash"] if isinstance(prior, dict) else prior.request_hash
+                if prior_hash != r["request_hash"]:
+                    raise Conflict(
+                        f"The idempotency key '{r['idempotency_key']}' was already used with a different "
+                        "request. Use a new key for a new message.",
+                        idempotency_key=r["idempotency_key"],
+                    )
+                prior_id = prior["id"] if isinstance(prior, dict) else prior.id
+                prior_status = prior["status"] if isinstance(prior, dict) else prior.status
+                results[i] = Accepted(prior_id, prior_status, created=False)
+        fresh = [r for i, r in enumerate(rows) if results[i] is None]
+        if fresh:
+            s.execute(insert(messages), fresh)
+        for i, r in enumerate(rows):
+            if results[i] is None:
+                results[i] = Accepted(r["id"], r["status"], created=True)
+    return [r for r in results if r is not None]
+
+
+def enqueue(ctx: Context, item: NewMessage) -> Accepted:
+    return enqueue_many(ctx, [item])[0]
+
+
+# --- leasing -------------------------------------------------------------------------------------------------
+
+CLAIM_COLUMNS = (
+    messages.c.id,
+    messages.c.tenant_id,
+    messages.c.kind,
+    messages.c.event,
+    messages.c.locale,
+    messages.c.to_addrs,
+    messages.c.subject,
+    messages.c.html,
+    messages.c.text,
+    messages.c.data,
+    messages.c.options,
+    messages.c.attempt_count,
+    messages.c.expires_at,
+    messages.c.created_at,
+)
+
+
+def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: datetime | None = None) -> list[Any]:
+    """Lease up to ``limit`` due messages to ``owner``; returns their rows (``CLAIM_COLUMNS``)."""
+    now = now or utcnow()
+    due = or_(
+        and_(
+            messages.c.status.in_([MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value]),
+            messages.c.next_attempt_at <= now,
+        ),
+        # A stale lease: its worker died (or hangs) past the deadline.
+        and_(messages.c.status == MessageStatus.SENDING.value, messages.c.leased_until < now),
+    )
+    inner = select(messages.c.id).where(due).order_by(messages.c.next_attempt_at).limit(limit)
+    if not db.is_sqlite:
+        inner = inner.with_for_update(skip_locked=True)
+    stmt = (
+        update(messages)
+        .where(messages.c.id.in_(inner.scalar_subquery()))
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_owner=owner,
+            leased_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(*CLAIM_COLUMNS)
+    )
+    with db.session() as s:
+        return list(s.execute(stmt))
+
+
+@dataclass
+class Result:
+    """The outcome of one attempt, to be written back (message summary + one attempt row)."""
+
+    message_id: str
+    status: MessageStatus
+    attempt: dict[str, Any] | None  # None: not attempted (e.g. held), nothing appended
+    next_attempt_at: datetime | None = None
+    summary: dict[str, Any] = field(default_factory=dict)  # from_addr, last_code, category, ...
+
+
+_SUMMARY_KEYS = (
+    "from_addr",
+    "from_name",
+    "reply_to",
+    "mode",
+    "transport",
+    "note",
+    "last_code",
+    "last_enhanced",
+    "last_text",
+    "category",
+    "remedy",
+    "message_id_header",
+    "sent_at",
+)
+
+
+def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime | None = None) -> int:
+    """Write a batch of outcomes in one transaction. Returns how many messages were still leased to ``owner``."""
+    if not results:
+        return 0
+    now = now or utcnow()
+    params = []
+    for r in results:
+        p: dict[str, Any] = {k: r.summary.get(k) for k in _SUMMARY_KEYS}
+        p.update(
+            b_id=r.message_id,
+            b_owner=owner,
+            status=r.status.value,
+            next_attempt_at=r.next_attempt_at or now,
+            updated_at=now,
+            inc=1 if r.attempt is not None else 0,
+        )
+        params.append(p)
+    values: dict[str, Any] = {k: bindparam(k) for k in _SUMMARY_KEYS}
+    values.update(
+        status=bindparam("status"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        updated_at=bindparam("updated_at"),
+        attempt_count=messages.c.attempt_count + bindparam("inc"),
+        lease_owner=None,
+        leased_until=None,
+    )
+    stmt = (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"))
+        .where(messages.c.lease_owner == bindparam("b_owner"))
+        .where(messages.c.status == MessageStatus.SENDING.value)
+        .values(values)
+    )
+    with db.session() as s:
+        conn = s.connection()
+        updated = conn.execute(stmt, params).rowcount
+        rows = [r.attempt for r in results if r.attempt is not None]
+        if rows:
+            conn.execute(insert(attempts), rows)
+    return int(updated)
+
+
+def release(db: Database, *, owner: str, ids: Sequence[str]) -> None:
+    """Give leased messages back untouched (graceful shutdown before they were sent)."""
+    if not ids:
+        return
+    with db.session() as s:
+        s.execute(
+            update(messages)
+            .where(messages.c.id.in_(list(ids)))
+            .where(messages.c.lease_owner == owner)
+            .where(messages.c.status == MessageStatus.SENDING.value)
+            .values(status=MessageStatus.QUEUED.value, lease_owner=None, leased_until=None)
+        )

@@ -1,0 +1,242 @@
+"""The delivery worker.
+
+Design: a loop leases a batch of due messages (queue.claim), resolves each tenant's route (effective sender and
+transport) once per batch, composes every message to bytes, sends each route's envelopes through the pooled SMTP
+client concurrently, then writes all outcomes and attempt rows back in one transaction (queue.record). Several
+such loops ("pipelines") run at once so that database work of one overlaps network work of another.
+
+Database calls are synchronous SQLAlchemy run in threads; SMTP is asyncio. On SIGTERM the loops stop claiming,
+finish the batch in hand (so nothing is left "sending" until its lease runs out) and close their connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from letterhead.context import Context
+from letterhead.delivery import queue
+from letterhead.delivery.content import ContentRenderer
+from letterhead.delivery.retry import RetryPolicy, decide_transient
+from letterhead.models import AttemptOutcome, MessageStatus, Tenant, utcnow
+from letterhead.notifications.compose import compose
+from letterhead.senders.resolve import Route, resolve_route
+from letterhead.smtp.client import Envelope, Outcome, SendResult, SmtpClient
+from letterhead.smtp.diagnose import diagnose
+
+log = logging.getLogger("letterhead.worker")
+
+# A failure before MAIL FROM is about the route (server, TLS, credentials), not the message: never a reason to
+# fail the message for good. The message waits (backoff) until the route works or its lifetime ends.
+_MESSAGE_STAGES = frozenset({"mail_from", "rcpt_to", "data", "after_data", "done"})
+
+
+@dataclass
+class Prepared:
+    row: Any
+    route: Route
+    envelope: Envelope | None
+    message_id_header: str | None
+    started: float = 0.0
+
+
+class Worker:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        client: SmtpClient | None = None,
+        owner: str | None = None,
+        batch_size: int | None = None,
+        pipelines: int | None = None,
+    ) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.client = client or SmtpClient()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.batch_size = batch_size or s.worker_batch_size
+        self.pipelines = pipelines or (2 if ctx.db.is_sqlite else s.worker_concurrency)
+        self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
+        self.renderer = ContentRenderer()
+        self.wakeup = asyncio.Event()
+        self._stopping = False
+
+    # --- one batch ---------------------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Lease, deliver and record one batch. Returns how many messages it handled."""
+        rows = await asyncio.to_thread(
+            queue.claim,
+            self.ctx.db,
+            owner=self.owner,
+            limit=self.batch_size,
+            lease_seconds=self.ctx.settings.lease_seconds,
+        )
+        if not rows:
+            return 0
+        routes = await asyncio.to_thread(self._routes, {r.tenant_id for r in rows})
+        prepared = [self._prepare(row, routes[row.tenant_id]) for row in rows]
+        results = await self._send(prepared)
+        await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
+        return len(rows)
+
+    def _routes(self, tenant_ids: set[str]) -> dict[str, tuple[Tenant, Route]]:
+        with self.ctx.db.session() as s:
+            tenants = s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))
+            return {t.id: (t, resolve_route(self.ctx, t)) for t in tenants}
+
+    def _prepare(self, row: Any, tenant_route: tuple[Tenant, Route]) -> Prepared:
+        tenant, route = tenant_route
+        if route.endpoint is None:
+            return Prepared(row, route, None, None)
+        content = self.renderer.render(row, tenant)
+        domain = route.from_addr.rpartition("@")[2] or "letterhead.invalid"
+        mid = f"<{row.id.removeprefix('msg_').lower()}@{domain}>"
+        data = compose(
+            from_addr=route.from_addr,
+            from_name=route.from_name,
+            to=row.to_addrs,
+            subject=content.subject,
+            html=content.html,
+            text=content.text,
+            message_id=mid,
+            date=utcnow(),
+            reply_to=route.reply_to,
+        )
+        return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data), mid)
+
+    async def _send(self, prepared: Sequence[Prepared]) -> list[queue.Result]:
+        groups: dict[str, list[Prepared]] = defaultdict(list)
+        results: list[queue.Result] = []
+        for p in prepared:
+            if p.envelope is None:
+                results.append(self._held(p))
+            else:
+                groups[p.route.key].append(p)
+
+        async def send_group(items: list[Prepared]) -> list[queue.Result]:
+            endpoint = items[0].route.endpoint
+            assert endpoint is not None
+            started_at = utcnow()
+            sent = await self.client.send_batch(endpoint, [p.envelope for p in items if p.envelope])
+            return [self._outcome(p, r, started_at) for p, r in zip(items, sent, strict=True)]
+
+        for group_results in await asyncio.gather(*(send_group(g) for g in groups.values())):
+            results.extend(group_results)
+        return results
+
+    # --- outcomes ----------------------------------------------------------------------------------------------
+
+    def _summary(self, p: Prepared) -> dict[str, Any]:
+        return {
+            "from_addr": p.route.from_addr,
+            "from_name": p.route.from_name,
+            "reply_to": p.route.reply_to,
+            "mode": p.route.mode.value,
+            "transport": p.route.transport,
+            "note": p.route.note,
+            "message_id_header": p.message_id_header,
+        }
+
+    def _held(self, p: Prepared) -> queue.Result:
+        now = utcnow()
+        until = p.route.hold_until or now + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
+        summary = self._summary(p) | {"note": p.route.hold_reason}
+        if now >= p.row.expires_at:
+            return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
+        return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
+
+    def _outcome(self, p: Prepared, r: SendResult, started_at: datetime) -> queue.Result:
+        now = utcnow()
+        number = p.row.attempt_count + 1
+        summary = self._summary(p)
+        attempt: dict[str, Any] = {
+            "message_id": p.row.id,
+            "number": number,
+            "started_at": started_at,
+            "duration_ms": round(r.duration_ms, 2),
+            "mode": p.route.mode.value,
+            "transport": p.route.transport,
+            "stage": r.stage,
+            "code": r.reply.code if r.reply else None,
+            "enhanced": r.reply.enhanced if r.reply else None,
+            "text": r.reply.text if r.reply else r.error_detail,
+            "error": r.error,
+            "category": None,
+            "transcript": r.transcript,
+        }
+        summary.update(
+            last_code=attempt["code"], last_enhanced=attempt["enhanced"], last_text=attempt["text"]
+        )
+        if r.outcome is Outcome.SENT:
+            attempt["outcome"] = AttemptOutcome.SENT.value
+            summary.update(sent_at=now, category=None, remedy=None)
+            return queue.Result(p.row.id, MessageStatus.SENT, attempt, summary=summary)
+
+        endpoint = p.route.endpoint
+        d = diagnose(
+            reply=r.reply,
+            stage=r.stage,
+            error=r.error,
+            host=endpoint.host if endpoint else None,
+            greeting=r.greeting,
+            ehlo=r.ehlo,
+            port=endpoint.port if endpoint else None,
+            security=endpoint.security.value if endpoint else None,
+        )
+        attempt["category"] = d.category.value
+        summary.update(category=d.category.value, remedy={"en": d.remedy.en, "ja": d.remedy.ja})
+        permanent = r.outcome is Outcome.PERMANENT and d.permanent and r.stage in _MESSAGE_STAGES
+        if permanent:
+            attempt["outcome"] = AttemptOutcome.PERMANENT.value
+            return queue.Result(p.row.id, MessageStatus.FAILED, attempt, summary=summary)
+        retry_at = now + timedelta(seconds=d.retry_after_seconds) if d.retry_after_seconds else None
+        decision = decide_transient(
+            policy=self.policy, attempt_count=number, now=now, expires_at=p.row.expires_at, retry_at=retry_at
+        )
+        attempt["outcome"] = (AttemptOutcome.EXPIRED if decision.expired else AttemptOutcome.TRANSIENT).value
+        return queue.Result(
+            p.row.id, decision.status, attempt, next_attempt_at=decision.next_attempt_at, summary=summary
+        )
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wakeup.set()
+
+    async def _pipeline(self) -> None:
+        idle = self.ctx.settings.worker_poll_seconds
+        while not self._stopping:
+            try:
+                handled = await self.run_once()
+            except Exception:  # a bad batch must not kill the worker; its leases expire and are retried
+                log.exception("delivery batch failed")
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0 and not self._stopping:
+                self.wakeup.clear()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=idle)
+                except TimeoutError:
+                    pass
+
+    async def run(self) -> None:
+        """Run until ``stop()``; then finish the batches in hand and close connections."""
+        started = time.monotonic()
+        log.info("worker %s started with %d pipelines", self.owner, self.pipelines)
+        try:
+            await asyncio.gather(*(self._pipeline() for _ in range(self.pipelines)))
+        finally:
+            await self.client.aclose()
+            log.info("worker %s stopped after %.1fs", self.owner, time.monotonic() - started)

@@ -1,0 +1,248 @@
+"""SQLAlchemy 2.0 tables.
+
+The ``messages`` table is both the outbox (the queue the worker leases from) and the email log; the
+``attempts`` table is append-only (DESIGN.md convention 3): a message row summarises its attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use letterhead.models.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-style id: 48-bit millisecond time + 80 random bits, Crockford base32, with a type prefix.
+
+    Time-ordered, so ``ORDER BY id DESC`` is newest first and cursors are just ids.
+    """
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return prefix + "".join(reversed(chars))
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class SenderMode(StrEnum):
+    DEFAULT = "default"
+    BRANDED = "branded"
+    SMTP = "smtp"
+
+
+class MessageKind(StrEnum):
+    EMAIL = "email"  # raw subject/html/text posted to /emails
+    NOTIFICATION = "notification"
+    TEST = "test"
+    VERIFICATION = "verification"
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+class AttemptOutcome(StrEnum):
+    SENT = "sent"
+    TRANSIENT = "transient"  # will be retried
+    PERMANENT = "permanent"  # the message failed
+    HELD = "held"  # not tried: the sender route is paused (quota, failing config)
+    EXPIRED = "expired"  # transient, but the message's lifetime is over
+
+
+class ApiKeyScope(StrEnum):
+    PLATFORM = "platform"
+    TENANT = "tenant"
+
+
+class UserRole(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    VIEWER = "viewer"
+    PLATFORM_ADMIN = "platform_admin"
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(40), default="free")
+    locale: Mapped[str] = mapped_column(String(8), default="ja")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    mode: Mapped[str] = mapped_column(String(16), default=SenderMode.DEFAULT.value)
+    brand_color: Mapped[str | None] = mapped_column(String(16))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("usr_"))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(20), default=UserRole.ADMIN.value)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: sha256 of the one-time set-password token; cleared once used.
+    setup_token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    setup_token_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("key_"))
+    #: Public, unique part of the key (``lh_<prefix>_<secret>``) used to find the row without a scan.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    #: sha256 of the whole key. Keys carry 256 random bits, so a fast hash is enough (no password stretching).
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        # The worker's claim: due messages in order of due time.
+        Index("ix_messages_due", "status", "next_attempt_at"),
+        # The log: a tenant's messages newest first (ids are time-ordered).
+        Index("ix_messages_tenant_log", "tenant_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    to_addrs: Mapped[list[str]] = mapped_column(JSON)
+    #: First recipient, lower-cased: what the log's "to" filter searches.
+    to_first: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    #: Notification data (rendered at send time from the tenant's template).
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Extra headers or routing hints set by the service that queued it (e.g. a test's SMTP settings id).
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What was actually used, filled at send time (the effective sender is never copied at accept time).
+    from_addr: Mapped[str | None] = mapped_column(String(254))
+    from_name: Mapped[str | None] = mapped_column(String(300))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    transport: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED.value)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    leased_until: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_code: Mapped[int | None]
+    last_enhanced: Mapped[str | None] = mapped_column(String(16))
+    last_text: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(40))
+    remedy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message_id_header: Mapped[str | None] = mapped_column(String(300))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: sha256 of the accepted request body, to tell a retry (same body) from a reused key (409).
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="message", order_by="Attempt.number", cascade="all, delete-orphan"
+    )
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_message", "message_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[float] = mapped_column(Float)
+    mode: Mapped[str | None] = mapped_column(String(16))
+    transport: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(16))
+    code: Mapped[int | None]
+    enhanced: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(40))
+    category: Mapped[str | None] = mapped_column(String(40))
+    transcript: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship(back_populates="attempts")

@@ -1,0 +1,166 @@
+"""Infrastructure settings, read from ``LETTERHEAD_*`` environment variables.
+
+Everything a tenant edits lives in the database (DESIGN.md convention 6). There is no import-time singleton:
+callers build a ``Settings`` (``load_settings()``) and pass it down, so tests can run many configurations in one
+process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from letterhead.errors import ConfigurationError
+
+DEV_INBOX = "devinbox"
+
+
+class PlatformTransport:
+    """The platform's SMTP transport, parsed from ``LETTERHEAD_PLATFORM_SMTP_URL``.
+
+    ``smtp://`` plain, ``smtp+starttls://`` STARTTLS, ``smtps://`` implicit TLS; ``user:pass@`` optional
+    (percent-encoded). The default, ``devinbox``, is the built-in development inbox.
+    """
+
+    SCHEMES = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "ssl"}
+    DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_dev_inbox = url == DEV_INBOX
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.security = "none"
+        self.username: str | None = None
+        self.password: str | None = None
+        if self.is_dev_inbox:
+            return
+        parts = urlsplit(url)
+        if parts.scheme not in self.SCHEMES or not parts.hostname:
+            raise ConfigurationError(
+                "LETTERHEAD_PLATFORM_SMTP_URL must look like smtp+starttls://user:pass@host:587, "
+                "smtps://user:pass@host:465 or smtp://host:25 (or 'devinbox')."
+            )
+        self.security = self.SCHEMES[parts.scheme]
+        self.host = parts.hostname
+        self.port = parts.port or self.DEFAULT_PORTS[self.security]
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"PlatformTransport({self.security}://{self.host}:{self.port})"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LETTERHEAD_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    platform_smtp_url: str = DEV_INBOX
+    platform_name: str = "Letterhead"
+    platform_from: str = "notifications@letterhead.localhost"
+    #: Display-name format of the default sender. ``{tenant}`` and ``{platform}`` are substituted.
+    platform_sender_name: str = "{tenant} via {platform}"
+    public_url: str = "http://127.0.0.1:8025"
+    host: str = "127.0.0.1"
+    port: int = 8025
+    secret_key: SecretStr | None = None
+    #: Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
+    encryption_keys: SecretStr | None = None
+    dev_inbox_port: int = 0  # 0: any free port on loopback
+    dns_nameservers: str | None = None
+    allow_private_smtp_hosts: bool = False
+    max_payload_bytes: int = 2_000_000
+    max_recipients: int = 50
+    message_lifetime_seconds: int = 3 * 24 * 3600
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    lease_seconds: int = 300
+    worker_batch_size: int = 200
+    worker_concurrency: int = 8
+    worker_poll_seconds: float = 0.5
+    smtp_timeout_seconds: float = 30.0
+    #: JSON object overriding or adding plans, e.g. ``{"pro": {"features": ["branded", "smtp", "domains"]}}``.
+    plans: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _parse_plans(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @cached_property
+    def platform_transport(self) -> PlatformTransport:
+        return PlatformTransport(self.platform_smtp_url)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'letterhead.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def secret_bytes(self) -> bytes:
+        assert self.secret_key is not None, "ensure_keys() must run first"
+        return self.secret_key.get_secret_value().encode()
+
+    def fernet_keys(self) -> list[str]:
+        assert self.encryption_keys is not None, "ensure_keys() must run first"
+        return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+def ensure_keys(settings: Settings) -> None:
+    """Fill in the secret and encryption keys.
+
+    In production both must be given explicitly (a generated key that lives only on one machine would make
+    the data unreadable on the next). In development they are generated once into the data dir, so that a
+    newcomer needs no configuration and restarts keep working.
+    """
+    if settings.secret_key and settings.encryption_keys:
+        return
+    if settings.env == "production":
+        raise ConfigurationError(
+            "LETTERHEAD_ENV=production needs LETTERHEAD_SECRET_KEY and LETTERHEAD_ENCRYPTION_KEYS. "
+            "Generate them with: letterhead keys generate"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "keys.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+    else:
+        stored = generate_keys()
+        # Written owner-only: these keys decrypt every stored SMTP password.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+    if not settings.secret_key:
+        settings.secret_key = SecretStr(stored["secret_key"])
+    if not settings.encryption_keys:
+        settings.encryption_keys = SecretStr(stored["encryption_key"])
+
+
+def generate_keys() -> dict[str, str]:
+    return {
+        "secret_key": secrets.token_urlsafe(48),
+        "encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    settings = Settings(**overrides)
+    ensure_keys(settings)
+    return settings
