@@ -58,6 +58,7 @@ def test_email_is_queued_then_delivered_from_the_default_sender(
 
 def test_dev_inbox_json_shape(ctx: Context, app_client: TestClient, acme_key: str) -> None:
     post_email(app_client, acme_key, subject="first")
+    deliver(ctx)
     post_email(app_client, acme_key, subject="second")
     deliver(ctx)
     data = app_client.get("/dev/inbox.json").json()

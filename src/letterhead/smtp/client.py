@@ -9,8 +9,8 @@ Design note
 * RFC 2920 PIPELINING: MAIL FROM, every RCPT TO and DATA go out in one write, the replies are read afterwards;
   then the body and the final "." in a second write. On one connection the *next* message's MAIL/RCPT/DATA
   ride in the same write as the previous body (RFC 2920 §3.1 lets message content start a command group), so a
-  message costs one round trip. A needed RSET is pipelined in front of the next group instead of costing its own
-  round trip.
+  message costs one round trip. A needed RSET is pipelined in front of the next group instead of costing
+  its own round trip.
 * Connections are pooled per endpoint (``Endpoint.pool_key``), capped by ``Endpoint.max_connections``
   (Microsoft 365 allows 3 concurrent SMTP connections per mailbox), and never reused after anything odd.
 * Every foreign failure (OSError, ssl.SSLError, timeouts, garbage from the server) is translated once, here,
@@ -157,8 +157,10 @@ class SmtpFailure(Exception):
         transcript: list[str] | None = None,
         greeting: str | None = None,
         ehlo: tuple[str, ...] = (),
+        address: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(detail or (f"{reply.code} {reply.text}" if reply else stage))
+        self.address = address  # the IP and port connected to, when it got that far
         self.stage = stage
         self.error = error
         self.detail = detail
@@ -285,7 +287,7 @@ class _SmtpProtocol(asyncio.Protocol):
         if self.exc is None:
             detail = "the server closed the connection"
             if exc is not None:
-                detail += f" ({exc.__class__.__name__}: {exc})" if str(exc) else f" ({exc.__class__.__name__})"
+                detail += f" ({exc.__class__.__name__}: {exc})" if str(exc) else ""
             self.exc = _ConnError(ErrorKind.DROPPED, detail)
         for fut in (self._waiter, self._drain):
             if fut is not None and not fut.done():
@@ -417,11 +419,11 @@ def _classify_tls(exc: BaseException, proto: _SmtpProtocol, timeout: float) -> _
             ErrorKind.TLS_WRONG_VERSION,
             "the server spoke plain SMTP instead of TLS: this port expects STARTTLS or no encryption",
         )
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return _ConnError(ErrorKind.TIMEOUT, f"TLS handshake did not complete within {timeout:g} s")
     if isinstance(exc, _ConnError):
         return exc
-    return _ConnError(ErrorKind.DROPPED, f"connection lost during the TLS handshake ({exc.__class__.__name__})")
+    return _ConnError(ErrorKind.DROPPED, f"connection lost during the TLS handshake ({exc!r})")
 
 
 def _ms(t0: float) -> float:
@@ -517,7 +519,9 @@ class Connection:
         if self.setup_lines is not None:
             self.setup_lines.append(line)
 
-    async def _cmd(self, stage: str, cmd: str, shown: str | None = None, timeout: float | None = None) -> _Raw:
+    async def _cmd(
+        self, stage: str, cmd: str, shown: str | None = None, timeout: float | None = None
+    ) -> _Raw:
         """Send one command during set-up and read its reply; failures become SmtpFailure(stage)."""
         self._log("C: " + (shown if shown is not None else cmd))
         t = self.endpoint.timeout if timeout is None else timeout
@@ -529,7 +533,9 @@ class Connection:
         self._log(r.transcript())
         return r
 
-    def _fail(self, stage: str, error: str | None = None, detail: str | None = None, raw: _Raw | None = None) -> SmtpFailure:
+    def _fail(
+        self, stage: str, error: str | None = None, detail: str | None = None, raw: _Raw | None = None
+    ) -> SmtpFailure:
         self.close()
         return SmtpFailure(
             stage,
@@ -539,6 +545,7 @@ class Connection:
             transcript=self.setup_lines or [],
             greeting=self.greeting,
             ehlo=self.ehlo,
+            address=self.address,
         )
 
     def close(self) -> None:
@@ -583,7 +590,7 @@ class Connection:
                 await asyncio.wait_for(
                     self.loop.create_connection(lambda: self.proto, ip, ep.port, family=family), t
                 )
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 last = _ConnError(ErrorKind.TIMEOUT, f"connecting to {ip}:{ep.port} timed out after {t:g} s")
                 continue
             except ConnectionRefusedError:
@@ -679,20 +686,24 @@ class Connection:
         except ValueError:
             try:
                 raw = await asyncio.wait_for(
-                    self.loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
+                    self.loop.getaddrinfo(
+                        ep.host, ep.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+                    ),
                     ep.timeout,
                 )
             except socket.gaierror as e:
-                raise self._fail("resolve", ErrorKind.DNS, f"{ep.host} does not resolve ({e.strerror})") from None
-            except (TimeoutError, asyncio.TimeoutError):
+                raise self._fail(
+                    "resolve", ErrorKind.DNS, f"{ep.host} does not resolve ({e.strerror})"
+                ) from None
+            except TimeoutError:
                 raise self._fail("resolve", ErrorKind.DNS, f"resolving {ep.host} timed out") from None
             infos = []
             for family, _t, _p, _c, sockaddr in raw:
                 ip = str(sockaddr[0])
                 if (ip, family) not in infos:
                     infos.append((ip, int(family)))
-            if not infos:
-                raise self._fail("resolve", ErrorKind.DNS, f"{ep.host} has no address")
+        if not infos:
+            raise self._fail("resolve", ErrorKind.DNS, f"{ep.host} has no address")
         if not ep.allow_private:
             public = [(ip, f) for ip, f in infos if not is_private_address(ipaddress.ip_address(ip))]
             if not public:
@@ -721,7 +732,7 @@ class Connection:
                 ),
                 ep.timeout,
             )
-        except (OSError, TimeoutError, asyncio.TimeoutError, _ConnError) as e:
+        except (OSError, TimeoutError, _ConnError) as e:
             err = _classify_tls(e, proto, ep.timeout)
             raise self._fail("tls", err.kind, err.detail) from None
         if transport is None:
@@ -1083,7 +1094,7 @@ class Connection:
         return await self._after_data_cmd(tx, mail, first_rejection, r)
 
     async def body(self, tx: _Tx, trailer: bytes = b"") -> None:
-        """Send the body and "." (plus ``trailer``: the next message's pipelined group) and read the verdict."""
+        """Send body and "." (plus ``trailer``: the next message's pipelined group); read the verdict."""
         p = self.proto
         t = self.endpoint.timeout
         tx.stage = "data"
@@ -1124,6 +1135,10 @@ async def open_connection(
 
 
 # --------------------------------------------------------------------------------------------- pool / client
+
+
+def _no_recipients() -> SendResult:
+    return SendResult(Outcome.PERMANENT, None, "rcpt_to", ErrorKind.PROTOCOL, "no recipients", "", 0.0)
 
 
 class _Pool:
@@ -1173,10 +1188,11 @@ class SmtpClient:
             now = loop.time()
             while pool.idle:
                 conn = pool.idle.pop()  # LIFO: keep few connections warm
-                if conn.usable and conn.generation == pool.generation and now - conn.idle_since < self.max_idle:
+                fresh = now - conn.idle_since < self.max_idle
+                if conn.usable and conn.generation == pool.generation and fresh:
                     return conn
                 pool.open -= 1
-                loop.create_task(conn.quit(1.0))
+                conn.close()
             if pool.open < pool.cap:
                 pool.open += 1
                 try:
@@ -1222,7 +1238,7 @@ class SmtpClient:
     async def send(self, endpoint: Endpoint, envelope: Envelope) -> SendResult:
         t0 = time.perf_counter()
         if not envelope.rcpt_to:
-            return SendResult(Outcome.PERMANENT, None, "rcpt_to", ErrorKind.PROTOCOL, "no recipients", "", 0.0)
+            return _no_recipients()
         _key, pool = self._pool(endpoint)
         tx = _Tx(envelope)
         while True:
@@ -1267,9 +1283,7 @@ class SmtpClient:
             if tx.env.rcpt_to:
                 queue.append(tx.index)
             else:
-                tx.result = SendResult(
-                    Outcome.PERMANENT, None, "rcpt_to", ErrorKind.PROTOCOL, "no recipients", "", 0.0
-                )
+                tx.result = _no_recipients()
         if queue:
             try:
                 first = await self._acquire(endpoint, pool)
@@ -1316,9 +1330,11 @@ class SmtpClient:
             state.alive -= 1
             if state.alive == 0 and queue:
                 # Nobody can deliver the rest: they share the last set-up failure.
-                f = state.failure or SmtpFailure("connect", error=ErrorKind.DROPPED, detail="no connection")
+                last = state.failure or SmtpFailure(
+                    "connect", error=ErrorKind.DROPPED, detail="no connection"
+                )
                 for i in queue:
-                    txs[i].result = self._setup_result(f, txs[i].t0)
+                    txs[i].result = self._setup_result(last, txs[i].t0)
                 queue.clear()
 
     async def _run_queue(self, conn: Connection, queue: deque[int], txs: list[_Tx]) -> bool:
@@ -1375,7 +1391,7 @@ class SmtpClient:
             raise
 
     async def close_endpoint(self, endpoint: Endpoint) -> None:
-        """Close this endpoint's idle connections; busy ones close when released (e.g. after a new password)."""
+        """Close this endpoint's idle connections; busy ones close when released (e.g. new password)."""
         pool = self._pools.get(endpoint.pool_key())
         if pool is None:
             return
@@ -1394,4 +1410,3 @@ class SmtpClient:
             pool.idle = []
             pool.generation += 1
         await asyncio.gather(*(c.quit() for c in conns))
-

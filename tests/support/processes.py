@@ -1,0 +1,82 @@
+"""Real processes for the delivery tests: the benchmark sink and ``letterhead worker``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from letterhead.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SinkProcess:
+    port: int
+    proc: subprocess.Popen[bytes]
+    stats_file: Path
+
+    def stop(self) -> dict[str, int]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=15)
+        data: dict[str, int] = json.loads(self.stats_file.read_text())
+        return data
+
+
+@contextmanager
+def sink_process(tmp: Path) -> Iterator[SinkProcess]:
+    """letterhead.benchsink in its own process: accepts everything, counts distinct Message-IDs."""
+    ready = tmp / "sink.port"
+    stats = tmp / "sink.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "letterhead.benchsink", "--ready", str(ready), "--stats", str(stats)]
+    )
+    deadline = time.monotonic() + 15
+    while not ready.exists() or not ready.read_text():
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("sink did not start")
+        time.sleep(0.02)
+    sink = SinkProcess(int(ready.read_text()), proc, stats)
+    try:
+        yield sink
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    assert settings.secret_key and settings.encryption_keys
+    env = dict(os.environ)
+    env.update(
+        LETTERHEAD_ENV="test",
+        LETTERHEAD_DATA_DIR=str(settings.data_dir),
+        LETTERHEAD_DATABASE_URL=settings.effective_database_url,
+        LETTERHEAD_SECRET_KEY=settings.secret_key.get_secret_value(),
+        LETTERHEAD_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
+        LETTERHEAD_WORKER_POLL_SECONDS="0.05",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from letterhead.cli import main; main()", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
