@@ -246,3 +246,42 @@ class Attempt(Base):
     transcript: Mapped[str | None] = mapped_column(Text)
 
     message: Mapped[Message] = relationship(back_populates="attempts")
+
+
+class SmtpStatus(StrEnum):
+    UNTESTED = "untested"
+    ACTIVE = "active"
+    FAILING = "failing"
+
+
+class SmtpConfig(Base):
+    """A tenant's own SMTP server. Saved only with a valid test proof; the password is encrypted at rest."""
+
+    __tablename__ = "smtp_configs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("smtp_"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    preset: Mapped[str] = mapped_column(String(32), default="custom")
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int]
+    security: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str | None] = mapped_column(String(320))
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    from_email: Mapped[str] = mapped_column(String(254))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    verify_tls: Mapped[bool] = mapped_column(default=True)
+    daily_limit: Mapped[int | None]
+    per_minute_limit: Mapped[int | None]
+    max_connections: Mapped[int] = mapped_column(default=4)
+    fallback_to_default: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default=SmtpStatus.ACTIVE.value)
+    last_tested_at: Mapped[datetime | None]
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Set when the provider said "quota" or "rate": nothing is sent through it before this time.
+    paused_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index("ix_messages_quota", Message.tenant_id, Message.mode, Message.sent_at)

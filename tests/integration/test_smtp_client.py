@@ -12,18 +12,8 @@ import trustme
 
 from letterhead.smtp.client import Endpoint, Envelope, Outcome, Security, SendResult, SmtpClient
 from letterhead.smtp.reply import ErrorKind
-from tests.support.smtpd import (  # noqa: F401  (fixtures)
-    GMAIL_BAD_CREDENTIALS,
-    RawServer,
-    SmtpServer,
-    raw_server_factory,
-    run,
-    server_tls_context,
-    smtp_server,
-    smtpd_factory,
-    tls_ca,
-    trusted_ca,
-)
+from tests.support.smtpd import *  # noqa: F403  (the fixtures, until the root conftest loads the plugin)
+from tests.support.smtpd import GMAIL_BAD_CREDENTIALS, RawServer, SmtpServer, run
 
 USER, PASSWORD = "shop@acme.example", "s3cret-Pässword!"
 BODY = b"From: shop@acme.example\r\nTo: a@b.example\r\nSubject: Test\r\n\r\nHello\r\n"
@@ -72,7 +62,9 @@ def test_plain_send_records_everything(smtp_server: SmtpServer) -> None:
     assert [m.data for m in smtp_server.messages] == [BODY]
 
 
-def test_starttls_with_auth_plain(trusted_ca: object, smtpd_factory: Factory, server_tls_context: object) -> None:
+def test_starttls_with_auth_plain(
+    trusted_ca: object, smtpd_factory: Factory, server_tls_context: object
+) -> None:
     server = smtpd_factory(
         security="starttls", ssl_context=server_tls_context, require_starttls=True, auth={USER: PASSWORD}
     )
@@ -85,7 +77,9 @@ def test_starttls_with_auth_plain(trusted_ca: object, smtpd_factory: Factory, se
     assert len(server.messages) == 1
 
 
-def test_implicit_tls_with_auth_login(trusted_ca: object, smtpd_factory: Factory, server_tls_context: object) -> None:
+def test_implicit_tls_with_auth_login(
+    trusted_ca: object, smtpd_factory: Factory, server_tls_context: object
+) -> None:
     server = smtpd_factory(
         security="ssl", ssl_context=server_tls_context, auth={USER: PASSWORD}, auth_mechanisms=("LOGIN",)
     )
@@ -184,11 +178,19 @@ def test_without_pipelining_one_command_per_write(smtpd_factory: Factory, where:
     ("stage", "reply", "outcome", "result_stage"),
     [
         ("mail", "421 4.7.0 Try again later, closing connection.", Outcome.TRANSIENT, "mail_from"),
-        ("mail", "450 4.2.1 The user you are trying to contact is receiving mail too quickly", Outcome.TRANSIENT,
-         "mail_from"),
+        (
+            "mail",
+            "450 4.2.1 The user you are trying to contact is receiving mail too quickly",
+            Outcome.TRANSIENT,
+            "mail_from",
+        ),
         ("mail", "530 5.7.0 Authentication Required", Outcome.PERMANENT, "mail_from"),
-        ("rcpt", "550 5.1.1 The email account that you tried to reach does not exist.", Outcome.PERMANENT,
-         "rcpt_to"),
+        (
+            "rcpt",
+            "550 5.1.1 The email account that you tried to reach does not exist.",
+            Outcome.PERMANENT,
+            "rcpt_to",
+        ),
         ("rcpt", "452 4.5.3 Too many recipients", Outcome.TRANSIENT, "rcpt_to"),
         ("data", "554 5.7.1 Message rejected", Outcome.PERMANENT, "data"),
         ("data", "451 4.3.0 Mail server temporarily rejected message", Outcome.TRANSIENT, "data"),
@@ -239,7 +241,9 @@ def test_all_recipients_rejected_then_rset_and_reuse(smtpd_factory: Factory) -> 
     assert second.outcome is Outcome.SENT
     assert server.connections == 1  # the session stayed consistent: RSET, same connection
     assert server.rsets == 1
-    assert any(c.startswith(b"RSET\r\nMAIL FROM:") for c in server.chunks)  # RSET pipelined with the next group
+    assert any(
+        c.startswith(b"RSET\r\nMAIL FROM:") for c in server.chunks
+    )  # RSET pipelined with the next group
 
 
 def test_batch_results_in_order_with_mixed_outcomes(smtpd_factory: Factory) -> None:
@@ -322,7 +326,9 @@ def test_connection_not_reused_after_error(smtpd_factory: Factory) -> None:
 
 def test_connection_closed_while_idle_is_retried_transparently(raw_server_factory: RawFactory) -> None:
     # Each connection accepts one message, then closes on the next command (like a per-connection limit).
-    server = raw_server_factory("script", replies=["250 2.1.0 Ok", "250 2.1.5 Ok", "354 Go", "250 2.0.0 Ok", None])
+    server = raw_server_factory(
+        "script", replies=["250 2.1.0 Ok", "250 2.1.5 Ok", "354 Go", "250 2.0.0 Ok", None]
+    )
 
     async def go() -> list[SendResult]:
         client = SmtpClient()
@@ -387,7 +393,7 @@ def test_auth_required_without_credentials_fails_at_mail_from(smtpd_factory: Fac
     assert r.reply is not None and r.reply.code == 530
 
 
-# ------------------------------------------------------------------------------------------- pool, guard, data
+# ------------------------------------------------------------------------------------- pool, guard, data
 
 
 def test_pool_reuses_few_connections(smtp_server: SmtpServer) -> None:
@@ -428,7 +434,9 @@ def test_close_endpoint_forces_a_new_connection(smtp_server: SmtpServer) -> None
 
 
 def test_dot_stuffing_round_trip(smtp_server: SmtpServer) -> None:
-    data = b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nmiddle . dot\r\n.\r\nlast line without CRLF"
+    data = (
+        b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nmiddle . dot\r\n.\r\nlast line without CRLF"
+    )
     r = send(smtp_server.endpoint(), env(data=data))
     assert r.outcome is Outcome.SENT
     assert smtp_server.messages[0].data == data + b"\r\n"

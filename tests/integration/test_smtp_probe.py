@@ -8,18 +8,8 @@ from collections.abc import Callable
 from letterhead.smtp.client import Endpoint, Envelope, Security
 from letterhead.smtp.probe import STEPS, ProbeResult, probe
 from letterhead.smtp.reply import ErrorKind
-from tests.support.smtpd import (  # noqa: F401  (fixtures)
-    GMAIL_BAD_CREDENTIALS,
-    RawServer,
-    SmtpServer,
-    raw_server_factory,
-    run,
-    server_tls_context,
-    smtp_server,
-    smtpd_factory,
-    tls_ca,
-    trusted_ca,
-)
+from tests.support.smtpd import *  # noqa: F403  (the fixtures, until the root conftest loads the plugin)
+from tests.support.smtpd import GMAIL_BAD_CREDENTIALS, RawServer, SmtpServer, run
 
 USER, PASSWORD = "shop@acme.example", "app-password-123"
 ENVELOPE = Envelope(
@@ -32,7 +22,9 @@ Factory = Callable[..., SmtpServer]
 RawFactory = Callable[..., RawServer]
 
 
-def run_probe(endpoint: Endpoint, envelope: Envelope = ENVELOPE, greeting_timeout: float = 0.5) -> ProbeResult:
+def run_probe(
+    endpoint: Endpoint, envelope: Envelope = ENVELOPE, greeting_timeout: float = 0.5
+) -> ProbeResult:
     result: ProbeResult = run(probe(endpoint, envelope, greeting_timeout=greeting_timeout))
     return result
 

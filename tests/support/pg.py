@@ -8,6 +8,7 @@ which takes milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -73,10 +74,8 @@ class Cluster:
     def stop(self) -> None:
         pg_ctl = _bin("pg_ctl")
         if pg_ctl:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

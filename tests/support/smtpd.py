@@ -1,4 +1,4 @@
-"""Real SMTP servers on 127.0.0.1 for tests: scripted aiosmtpd servers, raw misbehaving listeners, a trustme CA.
+"""Real SMTP servers on 127.0.0.1 for tests: scripted aiosmtpd servers, raw misbehaving listeners, a test CA.
 
 Use as a pytest plugin (``pytest_plugins = ["tests.support.smtpd"]`` in the root conftest) or import directly.
 
@@ -7,17 +7,17 @@ Fixtures
 ``tls_ca``             session: a ``trustme.CA`` with ``.pem_path`` (str) of its certificate
 ``server_tls_context`` session: server ``ssl.SSLContext`` with a certificate for localhost / 127.0.0.1
 ``trusted_ca``         points ``SSL_CERT_FILE`` at the test CA for this test, so clients verify for real
-``smtpd_factory``      ``smtpd_factory(**options) -> SmtpServer`` (see :func:`start_smtpd`); stopped after the test
+``smtpd_factory``      ``smtpd_factory(**options) -> SmtpServer`` (see :func:`start_smtpd`), stopped after
 ``smtp_server``        a plain recording server (no TLS, no AUTH, PIPELINING advertised)
-``raw_server_factory`` ``raw_server_factory(mode, ...) -> RawServer``: "stall" (never greets), "tls_silent" (TLS
-                       handshake, then silence: an implicit-TLS port for the 465 mismatch), "script" (replies
-                       from a list, counts reads; see :class:`RawServer`)
+``raw_server_factory`` ``raw_server_factory(mode, ...) -> RawServer``: "stall" (never greets), "tls_silent"
+                       (TLS handshake, then silence: an implicit-TLS port for the 465 mismatch), "script"
+                       (replies from a list, counts reads; see :class:`RawServer`)
 
 Outside pytest: ``with smtpd(security="starttls", ssl_context=ctx, auth={"u": "p"}) as server: ...``.
 
-``SmtpServer`` records ``messages`` (``Received``: mail_from, rcpt_tos, data, peer), ``connections`` (accepted TCP
-connections), ``chunks`` (raw bytes per read on plain connections, to observe pipelining), ``auth_attempts``
-and can build a matching client ``Endpoint`` with ``server.endpoint(username=..., password=...)``.
+``SmtpServer`` records ``messages`` (``Received``: mail_from, rcpt_tos, data, peer), ``connections``
+(accepted TCP connections), ``chunks`` (raw bytes per read, to observe pipelining), ``auth_attempts``, and
+builds a matching client ``Endpoint``: ``server.endpoint(username=..., password=...)``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Received:
 
 @dataclass
 class _Script:
-    """What the recording handler answers. Stages: greeting, ehlo, mail, rcpt, data (the end-of-data reply)."""
+    """What the recording handler answers. Stages: greeting, ehlo, mail, rcpt, data (end-of-data reply)."""
 
     pipelining: bool = True
     replies: dict[str, str] = field(default_factory=dict)
@@ -141,14 +141,18 @@ class _Handler:
         )
         return f"250 2.0.0 Ok: queued as M{len(self.server.messages)}"
 
-    def authenticate(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    def authenticate(
+        self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         login = data.login.decode() if isinstance(data, LoginPassword) else ""
         password = data.password.decode() if isinstance(data, LoginPassword) else ""
         self.server.auth_attempts.append((mechanism, login))
         users = self.script.auth or {}
         if "auth" not in self.script.replies and users.get(login) == password:
             return AuthResult(success=True, auth_data=data)
-        return AuthResult(success=False, handled=False, message=self.script.replies.get("auth") or self.script.auth_reply)
+        return AuthResult(
+            success=False, handled=False, message=self.script.replies.get("auth") or self.script.auth_reply
+        )
 
 
 class _RecordingSMTP(SMTP):
@@ -181,9 +185,10 @@ class _Controller(Controller):
         self.owner = owner
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        # The listener exists by now (set before the ready event): learn the ephemeral port it got.
+        server: Any = self.server
+        self.port = server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
     def factory(self) -> SMTP:
         smtp = _RecordingSMTP(self.handler, **self.SMTP_kwargs)
@@ -252,7 +257,8 @@ def start_smtpd(
     plain connections; a wrong password gets ``auth_reply`` (default aiosmtpd's 535).
     replies: scripted replies per stage, e.g. {"mail": "421 4.7.0 Try again later", "rcpt": "550 5.1.1 No such
     user", "data": "554 5.7.1 Rejected", "greeting": "554 5.7.1 Go away", "auth": GMAIL_BAD_CREDENTIALS}.
-    reject_rcpt: per-address RCPT replies. drop_at: close the connection at "ehlo"/"mail"/"rcpt"/"data"/"rset".
+    reject_rcpt: per-address RCPT replies.
+    drop_at: close the connection at "ehlo"/"mail"/"rcpt"/"data"/"rset".
     """
     sec = Security(security)
     script = _Script(

@@ -12,6 +12,7 @@ finish the batch in hand (so nothing is left "sending" until its lease runs out)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -30,7 +31,7 @@ from letterhead.delivery.content import ContentRenderer
 from letterhead.delivery.retry import RetryPolicy, decide_transient
 from letterhead.models import AttemptOutcome, MessageStatus, Tenant, utcnow
 from letterhead.notifications.compose import compose
-from letterhead.senders.resolve import Route, resolve_route
+from letterhead.senders.resolve import Route, resolve_route_in
 from letterhead.smtp.client import Envelope, Outcome, SendResult, SmtpClient
 from letterhead.smtp.diagnose import diagnose
 
@@ -93,7 +94,7 @@ class Worker:
     def _routes(self, tenant_ids: set[str]) -> dict[str, tuple[Tenant, Route]]:
         with self.ctx.db.session() as s:
             tenants = s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))
-            return {t.id: (t, resolve_route(self.ctx, t)) for t in tenants}
+            return {t.id: (t, resolve_route_in(self.ctx, s, t)) for t in tenants}
 
     def _prepare(self, row: Any, tenant_route: tuple[Tenant, Route]) -> Prepared:
         tenant, route = tenant_route
@@ -119,10 +120,13 @@ class Worker:
         groups: dict[str, list[Prepared]] = defaultdict(list)
         results: list[queue.Result] = []
         for p in prepared:
-            if p.envelope is None:
+            group = groups[p.route.key]
+            cap = p.route.capacity
+            if p.envelope is None or (cap is not None and len(group) >= cap):
+                # Over the quota: never sent to be blocked; it waits for the window to reopen.
                 results.append(self._held(p))
             else:
-                groups[p.route.key].append(p)
+                group.append(p)
 
         async def send_group(items: list[Prepared]) -> list[queue.Result]:
             endpoint = items[0].route.endpoint
@@ -131,9 +135,35 @@ class Worker:
             sent = await self.client.send_batch(endpoint, [p.envelope for p in items if p.envelope])
             return [self._outcome(p, r, started_at) for p, r in zip(items, sent, strict=True)]
 
-        for group_results in await asyncio.gather(*(send_group(g) for g in groups.values())):
+        for group_results in await asyncio.gather(*(send_group(g) for g in groups.values() if g)):
             results.extend(group_results)
+        await self._note_route_health(prepared, results)
         return results
+
+    async def _note_route_health(self, prepared: Sequence[Prepared], results: Sequence[queue.Result]) -> None:
+        """An authentication or quota failure on a tenant's SMTP route changes the route for what follows."""
+        from letterhead.senders import smtp as smtp_settings
+
+        routes = {p.row.id: p.route for p in prepared}
+        seen: set[str] = set()
+        for r in results:
+            route = routes[r.message_id]
+            category = r.summary.get("category")
+            if not route.config_id or not category or route.config_id in seen:
+                continue
+            cat = smtp_settings.Category(category)
+            if cat in smtp_settings.AUTH_CATEGORIES or cat in smtp_settings.QUOTA_CATEGORIES:
+                seen.add(route.config_id)
+                await asyncio.to_thread(
+                    smtp_settings.note_live_failure,
+                    self.ctx,
+                    config_id=route.config_id,
+                    category=cat,
+                    remedy=r.summary.get("remedy") or {},
+                    retry_after_seconds=r.summary.get("retry_after_seconds"),
+                )
+                if route.endpoint is not None and cat in smtp_settings.AUTH_CATEGORIES:
+                    await self.client.close_endpoint(route.endpoint)
 
     # --- outcomes ----------------------------------------------------------------------------------------------
 
@@ -185,6 +215,7 @@ class Worker:
 
         endpoint = p.route.endpoint
         d = diagnose(
+            provider=None,
             reply=r.reply,
             stage=r.stage,
             error=r.error,
@@ -196,6 +227,8 @@ class Worker:
         )
         attempt["category"] = d.category.value
         summary.update(category=d.category.value, remedy={"en": d.remedy.en, "ja": d.remedy.ja})
+        if d.retry_after_seconds:
+            summary["retry_after_seconds"] = d.retry_after_seconds
         permanent = r.outcome is Outcome.PERMANENT and d.permanent and r.stage in _MESSAGE_STAGES
         if permanent:
             attempt["outcome"] = AttemptOutcome.PERMANENT.value
@@ -226,10 +259,8 @@ class Worker:
                 await asyncio.sleep(1.0)
             if handled == 0 and not self._stopping:
                 self.wakeup.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
 
     async def run(self) -> None:
         """Run until ``stop()``; then finish the batches in hand and close connections."""

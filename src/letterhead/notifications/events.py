@@ -42,19 +42,17 @@ class Event:
         }
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Format checks. jsonschema only checks "uri" and "date-time" when optional packages are installed; Letterhead
 # checks them itself so that validation does not silently depend on the environment.
 
 _FORMATS = FormatChecker()
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})\Z"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})\Z")
 
 
-@_FORMATS.checks("uri")
+@_FORMATS.checks("uri")  # type: ignore[untyped-decorator]
 def _is_uri(value: object) -> bool:
     # RFC 3986 absolute URI: a scheme and something after it; no spaces or control characters.
     if not isinstance(value, str):
@@ -72,7 +70,7 @@ def _is_uri(value: object) -> bool:
     return bool(parts.netloc or parts.path)
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
+@_FORMATS.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
 def _is_datetime(value: object) -> bool:
     # RFC 3339 requires the offset; a naive timestamp would be rendered in the wrong time zone.
     if not isinstance(value, str):
@@ -83,7 +81,7 @@ def _is_datetime(value: object) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Schema building blocks.
 
 _URL: dict[str, Any] = {

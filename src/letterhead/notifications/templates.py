@@ -41,6 +41,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
+from itertools import islice
 from time import perf_counter
 from types import TracebackType
 from typing import Any
@@ -104,7 +105,7 @@ class Rendered:
     text: str
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Limits enforced inside the sandbox.
 
 _deadline: ContextVar[float] = ContextVar("letterhead_render_deadline", default=math.inf)
@@ -168,14 +169,23 @@ def _check_mul(left: Any, right: Any) -> None:
                 what = "characters in a string" if isinstance(seq, str) else "items in a list"
                 raise _LimitExceeded(f"{len(seq) * count} {what} (the limit is {limit})")
             return
-    if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_INT_BITS
+    ):
         raise _LimitExceeded("an integer that large")
 
 
 def _check_pow(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        if abs(left).bit_length() * right > MAX_INT_BITS:
-            raise _LimitExceeded("an integer that large")
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and abs(left).bit_length() * right > MAX_INT_BITS
+        and abs(left) > 1
+    ):
+        raise _LimitExceeded("an integer that large")
 
 
 def _safe_range(*args: int) -> range:
@@ -280,7 +290,7 @@ def _filter_batch(value: Any, linecount: int, fill_with: Any = None) -> Iterator
     return do_batch(value, linecount, fill_with)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Helper filters: money, date, datetime (per locale, in the tenant's time zone).
 
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XAF", "XOF"})
@@ -303,6 +313,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def format_money(amount: Any, currency: str, locale: str = "en") -> str:
     """``¥1,980`` / ``$12.50`` / ``CHF 12.50``; amounts are rounded half-up to the currency's minor unit."""
+    if type(amount) in (int, float, str) and type(currency) is str:
+        return _format_money_cached(amount, currency, locale)  # prices repeat across messages
+    return _format_money(amount, currency, locale)
+
+
+def _format_money(amount: Any, currency: str, locale: str) -> str:
     try:
         value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
     except InvalidOperation:
@@ -316,6 +332,9 @@ def format_money(amount: Any, currency: str, locale: str = "en") -> str:
     if symbol is None:
         return f"{sign}{code} {number}"
     return f"{sign}{symbol}{number}"
+
+
+_format_money_cached = lru_cache(maxsize=4096)(_format_money)
 
 
 @lru_cache(maxsize=64)
@@ -396,8 +415,11 @@ def _filter_datetime(context: Context, value: Any) -> str:
     return format_datetime(value, str(context.get("locale", "en")), _context_tz(context))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # The sandboxed environment.
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -427,6 +449,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             datetime=_filter_datetime,
         )
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Fast path for the common case, a key of a JSON object (``item.name``): the generic path tries
+        # getattr() first and pays for an AttributeError on every lookup. Names of dict methods (``items``,
+        # ``keys``…) keep Jinja's attribute-first meaning.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             _check_mul(left, right)
@@ -439,7 +472,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_size(result)
         return result
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_deadline()
         bound = getattr(__obj, "__self__", None)
         if isinstance(bound, str) and isinstance(getattr(__obj, "__name__", None), str):
@@ -470,7 +503,7 @@ class _Guard(NodeTransformer):
     def __init__(self, environment: _Sandbox) -> None:
         self.environment = environment
 
-    def _call(self, name: str, arg: nodes.Expr, lineno: int) -> nodes.Call:
+    def _call(self, name: str, arg: nodes.Node, lineno: int) -> nodes.Call:
         call = nodes.Call(nodes.EnvironmentAttribute(name), [arg], [], None, None, lineno=lineno)
         call.set_environment(self.environment)
         return call
@@ -487,6 +520,7 @@ class _Guard(NodeTransformer):
 
 _HTML_ENV = _Sandbox(autoescape=True)
 _TEXT_ENV = _Sandbox(autoescape=False)
+_GLOBALS: dict[str, Any] = dict(_HTML_ENV.globals)
 _FORBIDDEN = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 
@@ -499,9 +533,7 @@ def _compile(env: _Sandbox, source: str, field: str, *, report_as: str | None = 
     try:
         tree = env.parse(source, name=name, filename=_filename(field))
     except TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"{name} line {exc.lineno}: {exc.message}", line=exc.lineno, field=name
-        ) from None
+        raise TemplateError(f"{name} line {exc.lineno}: {exc.message}", line=exc.lineno, field=name) from None
     for forbidden in _FORBIDDEN:
         found = tree.find(forbidden)
         if found is not None:
@@ -514,10 +546,10 @@ def _compile(env: _Sandbox, source: str, field: str, *, report_as: str | None = 
     try:
         code = env.compile(tree, name=name, filename=_filename(field))
     except TemplateSyntaxError as exc:  # e.g. an unknown filter, found by the code generator
-        raise TemplateError(
-            f"{name} line {exc.lineno}: {exc.message}", line=exc.lineno, field=name
-        ) from None
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
+        raise TemplateError(f"{name} line {exc.lineno}: {exc.message}", line=exc.lineno, field=name) from None
+    # A plain dict, not make_globals()'s ChainMap: Jinja copies the globals into every render's context, and
+    # iterating a ChainMap costs more than rendering a whole subject line.
+    return env.template_class.from_code(env, code, dict(env.globals), None)
 
 
 def _template_line(tb: TracebackType | None, filename: str) -> int | None:
@@ -543,7 +575,7 @@ def _render_error(exc: BaseException, field: str, filename: str, *, derived: boo
     return TemplateError(f"{where}: {message}", line=line, field=field)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Compile-time transformations of the HTML source: Jinja protection, CSS inlining, text derivation.
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
@@ -622,8 +654,8 @@ def _inline_css(protected: str) -> str:
         style = _STYLE_ATTR_OUT.search(match[1])
         if marker and style:
             styles[int(marker[1])] = style[1].replace("\n", " ")
-    head = _HEAD_STYLE.search(inlined)
-    kept_rules = "".join(_STYLE_BLOCK.findall(head[0])).replace("\n", " ") if head else ""
+    head_match = _HEAD_STYLE.search(inlined)
+    kept_rules = "".join(_STYLE_BLOCK.findall(head_match[0])).replace("\n", " ") if head_match else ""
 
     # Rebuild from the original text so that nothing but style attributes changes.
     out: list[str] = []
@@ -669,10 +701,30 @@ _PARAGRAPH = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "hr", "pre", "dl", "address"}
 )
 _LINE = frozenset(
-    {"div", "tr", "br", "dt", "dd", "section", "header", "footer", "article", "main", "nav", "aside",
-     "center", "caption", "form", "fieldset", "figure", "figcaption"}
+    {
+        "div",
+        "tr",
+        "br",
+        "dt",
+        "dd",
+        "section",
+        "header",
+        "footer",
+        "article",
+        "main",
+        "nav",
+        "aside",
+        "center",
+        "caption",
+        "form",
+        "fieldset",
+        "figure",
+        "figcaption",
+    }
 )
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.I)
 _CELL, _KEY = "\x02", "\x03"
 
@@ -783,8 +835,10 @@ def _derive_text_source(protected: _Protected) -> str:
     out: list[str] = []
     glue = False
     for line in lines:
-        only_statements = bool(line) and _STATEMENT_LINE.fullmatch(line) is not None and all(
-            protected.is_statement(int(i)) for i in _PLACEHOLDER.findall(line)
+        only_statements = (
+            bool(line)
+            and _STATEMENT_LINE.fullmatch(line) is not None
+            and all(protected.is_statement(int(i)) for i in _PLACEHOLDER.findall(line))
         )
         if only_statements:
             line = re.sub(r"\s+", "", line)
@@ -808,21 +862,37 @@ def _tidy_rendered_text(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", _EDGE_SPACE.sub("\n", text)).strip()
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Compiled templates.
 
 
-def _run(template: Template, context: Mapping[str, Any], field: str, *, derived: bool = False) -> str:
+_BATCH = 32
+
+
+def _run(template: Template, parent: dict[str, Any], field: str, *, derived: bool = False) -> str:
+    """Render ``template`` with the shared ``parent`` variables, stopping once the output is too large.
+
+    This is ``Template.generate()`` without its extra generator layer and with the chunks pulled in batches:
+    the size check then runs at C speed (``sum(map(len, …))``) instead of once per chunk in Python, which
+    matters because Jinja yields one chunk per output node (~130 for an order confirmation).
+    """
     parts: list[str] = []
     size = 0
     try:
-        for chunk in template.generate(context):
-            size += len(chunk)
+        chunks = template.root_render_func(template.new_context(parent, shared=True))
+        while True:
+            batch = list(islice(chunks, _BATCH))
+            if not batch:
+                break
+            parts += batch
+            size += sum(map(len, batch))
             if size > MAX_RENDERED_CHARS:
                 raise _LimitExceeded(f"the rendered {field} is larger than {MAX_RENDERED_CHARS} characters")
-            parts.append(chunk)
-    except Exception as exc:
-        raise _render_error(exc, field, template.filename or "", derived=derived) from None
+    except Exception:
+        try:
+            template.environment.handle_exception()  # re-raises with template lines in the traceback
+        except Exception as exc:
+            raise _render_error(exc, field, template.filename or "", derived=derived) from None
     _check_deadline_outside(field)
     return "".join(parts)
 
@@ -854,16 +924,18 @@ class CompiledTemplate:
         self._text_derived = text_derived
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
+        # One variables dict shared by the three parts (Jinja would otherwise copy globals + context for each).
+        parent = {**_GLOBALS, **context}
         token = _deadline.set(perf_counter() + MAX_RENDER_SECONDS)
         try:
-            subject = _run(self._subject, context, "subject")
-            html = _run(self._html, context, "html")
+            subject = _run(self._subject, parent, "subject")
+            html = _run(self._html, parent, "html")
             if self._text is None:
                 text = html_to_text(html)
             elif self._text_derived:
-                text = _tidy_rendered_text(_run(self._text, context, "html", derived=True))
+                text = _tidy_rendered_text(_run(self._text, parent, "html", derived=True))
             else:
-                text = _run(self._text, context, "text").strip()
+                text = _run(self._text, parent, "text").strip()
         finally:
             _deadline.reset(token)
         # A subject is one header line: CR/LF (and every other line break) would allow header injection.
@@ -872,7 +944,9 @@ class CompiledTemplate:
 
 def _check_source_size(value: str, field: str) -> None:
     if len(value) > MAX_SOURCE_BYTES or len(value.encode("utf-8")) > MAX_SOURCE_BYTES:
-        raise TemplateError(f"{field}: the template is larger than {MAX_SOURCE_BYTES // 1024} KiB", field=field)
+        raise TemplateError(
+            f"{field}: the template is larger than {MAX_SOURCE_BYTES // 1024} KiB", field=field
+        )
     if _OPEN in value or _CLOSE in value:
         raise TemplateError(f"{field}: the characters U+E000 and U+E001 are not allowed", field=field)
 
@@ -925,7 +999,7 @@ def check_source(source: TemplateSource, *, sample_context: Mapping[str, Any]) -
     return compile_source(source).render(sample_context)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Context.
 
 _HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})\Z")
@@ -1003,7 +1077,7 @@ def sample_context(
     return build_context(data=get_event(event).example, tenant=tenant, locale=locale, platform=platform)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Default templates: defaults/base.html (the shared layout) + defaults/<event>.<locale>.{subject.txt,html}.
 
 _DEFAULTS = resources.files("letterhead.notifications").joinpath("defaults")

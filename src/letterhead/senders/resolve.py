@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from letterhead.context import Context
-from letterhead.models import SenderMode, Tenant
+from letterhead.models import SenderMode, SmtpConfig, SmtpStatus, Tenant, utcnow
 from letterhead.senders.default import platform_address, standard_sender_name
 from letterhead.smtp.client import Endpoint, Security
 
@@ -27,6 +30,10 @@ class Route:
     note: str | None = None
     hold_reason: str | None = None
     hold_until: datetime | None = None
+    #: The tenant's SMTP configuration this route sends through (for quota and health bookkeeping).
+    config_id: str | None = None
+    #: How many messages may go now (quota); None: no limit. The rest wait until ``hold_until``.
+    capacity: int | None = None
 
 
 def dev_inbox_port(ctx: Context) -> int | None:
@@ -77,6 +84,66 @@ def default_route(ctx: Context, tenant: Tenant, *, note: str | None = None) -> R
     )
 
 
-def resolve_route(ctx: Context, tenant: Tenant) -> Route:
-    """The route for ``tenant``'s next message. Branded and SMTP modes hook in here."""
+def resolve_route_in(ctx: Context, session: Session, tenant: Tenant) -> Route:
+    """The route for ``tenant``'s next messages, read in ``session``."""
+    if tenant.mode == SenderMode.SMTP.value:
+        cfg = session.scalar(select(SmtpConfig).where(SmtpConfig.tenant_id == tenant.id))
+        if cfg is not None:
+            return smtp_route(ctx, session, tenant, cfg)
     return default_route(ctx, tenant)
+
+
+def smtp_route(ctx: Context, session: Session, tenant: Tenant, cfg: SmtpConfig) -> Route:
+    from letterhead.senders import smtp as smtp_settings
+
+    if cfg.status == SmtpStatus.FAILING.value:
+        category = (cfg.last_error or {}).get("category", "auth_failed")
+        if cfg.fallback_to_default:
+            return default_route(
+                ctx, tenant, note=f"Sent through the platform: the tenant's SMTP server is failing ({category})."
+            )
+        base = _smtp_base(ctx, tenant, cfg)
+        return Route(
+            **{**base, "endpoint": None},
+            hold_reason=f"Held: the SMTP settings are failing ({category}). Update the password and test again.",
+            hold_until=None,
+        )
+    now = utcnow()
+    q = smtp_settings.quota(session, cfg, now)
+    base = _smtp_base(ctx, tenant, cfg)
+    remaining = q.remaining
+    if q.paused_until or remaining == 0:
+        until = smtp_settings.next_capacity_at(session, cfg, q, now)
+        return Route(
+            **{**base, "endpoint": None},
+            hold_reason="Deferred: the provider's sending limit is reached; it resumes when the window reopens.",
+            hold_until=until,
+        )
+    until = smtp_settings.next_capacity_at(session, cfg, q, now) if remaining is not None else None
+    return Route(**base, capacity=remaining, hold_until=until)
+
+
+def _smtp_base(ctx: Context, tenant: Tenant, cfg: SmtpConfig) -> dict[str, object]:
+    from letterhead.smtp.client import Endpoint, Security
+
+    password = ctx.vault.decrypt(cfg.password_enc) if cfg.password_enc else None
+    return {
+        "key": f"smtp:{cfg.id}",
+        "mode": SenderMode.SMTP,
+        "from_addr": cfg.from_email,
+        "from_name": cfg.from_name,
+        "reply_to": cfg.reply_to,
+        "endpoint": Endpoint(
+            host=cfg.host,
+            port=cfg.port,
+            security=Security(cfg.security),
+            username=cfg.username,
+            password=password,
+            timeout=ctx.settings.smtp_timeout_seconds,
+            verify_tls=cfg.verify_tls,
+            max_connections=cfg.max_connections,
+            allow_private=ctx.settings.allow_private_smtp_hosts,
+        ),
+        "transport": f"smtp {cfg.host}:{cfg.port} ({cfg.security})",
+        "config_id": cfg.id,
+    }

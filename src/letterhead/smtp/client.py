@@ -419,7 +419,10 @@ def _classify_tls(exc: BaseException, proto: _SmtpProtocol, timeout: float) -> _
             ErrorKind.TLS_WRONG_VERSION,
             "the server spoke plain SMTP instead of TLS: this port expects STARTTLS or no encryption",
         )
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or (
+        # asyncio's own handshake timer aborts with this (sslproto._check_handshake_timeout)
+        isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc)
+    ):
         return _ConnError(ErrorKind.TIMEOUT, f"TLS handshake did not complete within {timeout:g} s")
     if isinstance(exc, _ConnError):
         return exc
@@ -997,12 +1000,13 @@ class Connection:
             if r.code == 421:
                 self.close()
         if mail.code >= 300:
+            # The RCPT answers after a refused MAIL are only "503 need MAIL": not about the recipients.
+            tx.accepted = []
+            tx.rejected = {}
             self._reply_failed(tx, mail, "mail_from")
         elif not tx.accepted:
             assert first_rejection is not None
             self._reply_failed(tx, first_rejection, "rcpt_to")
-        elif r.code == 354:
-            self._reply_failed(tx, r, "data")
         else:
             self._reply_failed(tx, r, "data")
         return False

@@ -372,7 +372,7 @@ RULES: tuple[Rule, ...] = (
         C.TEMPORARY_FAILURE,
         classes="4",
         phrases=_p(
-            r"temporary (system |server |local |internal )?(problem|failure|error)",
+            r"temporary (system |server |local |internal |auth\w* |lookup |dns )?(problem|failure|error)",
             r"temporar(il)?y (unavailable|failed|rejected|not available|deferred due to (a )?(server|system))",
             r"local (problem|error)",
             r"server (is )?busy",
@@ -798,6 +798,7 @@ RULES: tuple[Rule, ...] = (
             r"bad sequence of commands|command (not recogni[sz]ed|unrecogni[sz]ed)|unrecogni[sz]ed command",
             r"(invalid|bad) (parameter|argument|command)",
         ),
+        unless=_p(r"recipient|\brcpt\b"),
         remedy="syntax",
     ),
     # ---- policy / spam / blocklists -----------------------------------------------------------------------------
@@ -816,8 +817,17 @@ RULES: tuple[Rule, ...] = (
             r"security (risk|issue|threat)",
             r"residential|dynamic (ip|address)|dial-?up|\bpbl\b",
             r"not accepted",
+        ),
+    ),
+    # Bare "rejected / denied / blocked" is a policy refusal when permanent; a 4xx one (Postfix "450 4.7.1 Client
+    # host rejected: cannot find your hostname") passes by itself and falls through to temporary_failure.
+    Rule(
+        "policy_generic_wording",
+        C.MESSAGE_REJECTED_POLICY,
+        classes="5",
+        phrases=_p(
             r"(message|mail|email) (was |has been )?(rejected|refused|blocked|denied)",
-            r"access denied|blocked|refused|denied|prohibited",
+            r"access denied|blocked|refused|denied|prohibited|rejected",
         ),
     ),
     # ---- 4.7.0 "try again later" (Gmail's answer to bursts: "421 4.7.0 Try again later, closing connection") ------
@@ -844,7 +854,7 @@ RULES: tuple[Rule, ...] = (
         "enh_recipient_rcpt", C.RECIPIENT_REJECTED, enhanced=_e(r"*.1.\d+", r"*.4.\d+"), stages=frozenset({"rcpt_to"})
     ),
     Rule("enh_sender_mail_from", C.SENDER_NOT_ALLOWED, enhanced=_e(r"5.7.\d+", r"5.1.\d+"), stages=frozenset({"mail_from"})),
-    Rule("enh_policy", C.MESSAGE_REJECTED_POLICY, enhanced=_e(r"*.7.\d+")),
+    Rule("enh_policy", C.MESSAGE_REJECTED_POLICY, enhanced=_e(r"5.7.\d+")),
     Rule("enh_syntax", C.OTHER, enhanced=_e(r"5.5.\d+"), remedy="syntax"),
     # ---- basic codes alone (RFC 5321 §4.2.3, RFC 4954 §6) ----------------------------------------------------------
     Rule("code_535", C.AUTH_FAILED, codes=frozenset({535})),
@@ -1807,9 +1817,7 @@ def diagnose(
         suggested = {"port": port if port in _PLAIN_PORTS and port != 25 else 587, "security": "starttls"}
     elif category == C.TLS_MISMATCH:
         suggested = suggest_security(port, security)
-    elif rule is not None and rule.name == "workspace_relay":
-        suggested = {"host": "smtp.gmail.com", "port": 587, "security": "starttls"}
-    elif rule is not None and rule.name == "direct_to_mx" and pid in _GOOGLE:
+    elif (rule is not None and rule.name == "workspace_relay") or (rule is not None and rule.name == "direct_to_mx" and pid in _GOOGLE):
         suggested = {"host": "smtp.gmail.com", "port": 587, "security": "starttls"}
 
     retry_after: int | None = None

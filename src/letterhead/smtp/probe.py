@@ -12,9 +12,9 @@ Port/security mismatches (SPEC §2.1.5) are recognised from what the connection 
 
 * ``ssl`` against a plain SMTP port (587/25): our ClientHello is answered in plain text, OpenSSL reports
   WRONG_VERSION_NUMBER → ``tls_wrong_version`` and ``tls_hint="plain_port"``.
-* ``starttls``/``none`` against an implicit-TLS port (465): the server waits for a ClientHello and never greets.
-  After the greeting timeout a second connection tries a TLS handshake; if it completes (certificate validity
-  does not matter for this question) → ``greeting_timeout`` and ``tls_hint="implicit_tls_port"``.
+* ``starttls``/``none`` against an implicit-TLS port (465): the server waits for a ClientHello and never
+  greets. After the greeting timeout a second connection tries a TLS handshake; if it completes (certificate
+  validity does not matter for this question) → ``greeting_timeout`` and ``tls_hint="implicit_tls_port"``.
 * ``starttls`` against a server that does not offer it → ``starttls_unsupported``.
 """
 
@@ -79,7 +79,7 @@ def _reply_text(reply: Reply) -> str:
 
 def _step_name(stage: str, security: Security) -> str:
     if stage == "greeting":
-        # The greeting is the server's answer to the connection; with implicit TLS it comes after the handshake.
+        # The greeting is the server's answer to the connection; with implicit TLS it follows the handshake.
         return "tls" if security is Security.SSL else "connect"
     if stage == "done":
         return "data"
@@ -145,17 +145,20 @@ async def probe(endpoint: Endpoint, envelope: Envelope, *, greeting_timeout: flo
                 banner = await _plain_greeting(f.address[0], f.address[1], min(endpoint.timeout, 3.0))
                 if banner:
                     detail += f" (it greets in plain text: {banner[:80]})"
-        elif f.error == ErrorKind.GREETING_TIMEOUT and endpoint.security is not Security.SSL:
-            if f.address is not None:
-                version = await _answers_tls(
-                    f.address[0], f.address[1], endpoint.host, min(endpoint.timeout, greeting_timeout)
+        elif (
+            f.error == ErrorKind.GREETING_TIMEOUT
+            and endpoint.security is not Security.SSL
+            and f.address is not None
+        ):
+            version = await _answers_tls(
+                f.address[0], f.address[1], endpoint.host, min(endpoint.timeout, greeting_timeout)
+            )
+            if version:
+                hint = "implicit_tls_port"
+                detail += (
+                    f"; the port completed a {version} handshake instead: it expects SSL/TLS from the"
+                    " first byte (implicit TLS, usually port 465)"
                 )
-                if version:
-                    hint = "implicit_tls_port"
-                    detail += (
-                        f"; the port completed a {version} handshake instead: it expects SSL/TLS from the"
-                        " first byte (implicit TLS, usually port 465)"
-                    )
         steps.append(Step(name, False, ms, detail))
         return ProbeResult(
             ok=False,
@@ -186,10 +189,7 @@ async def probe(endpoint: Endpoint, envelope: Envelope, *, greeting_timeout: flo
         steps.append(Step("data", True, since_mark(), _reply_text(res.reply)))
     else:
         name = _step_name(res.stage, endpoint.security)
-        if res.reply is not None:
-            detail = _reply_text(res.reply)
-        else:
-            detail = res.error_detail or res.error or name
+        detail = _reply_text(res.reply) if res.reply is not None else (res.error_detail or res.error or name)
         if name == "rcpt_to" and res.rejected:
             detail = "; ".join(f"{addr}: {_reply_text(r)}" for addr, r in res.rejected.items())
         steps.append(Step(name, False, since_mark(), detail))
