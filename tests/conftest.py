@@ -19,7 +19,7 @@ from letterhead.devinbox import DevInbox
 from letterhead.settings import Settings, ensure_keys
 from letterhead.tenants import create_api_key, create_tenant
 
-pytest_plugins = ["tests.support.pg", "tests.support.dnsserver"]
+pytest_plugins = ["tests.support.pg", "tests.support.dnsserver", "tests.support.smtpd"]
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:

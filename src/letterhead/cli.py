@@ -19,10 +19,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
 keys_app = typer.Typer(no_args_is_help=True, help="Secret and encryption keys.")
+smtp_app = typer.Typer(no_args_is_help=True, help="Tenant SMTP servers.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
+app.add_typer(smtp_app, name="smtp")
 
 out = Console()
 err = Console(stderr=True)
@@ -205,6 +207,77 @@ def bench(
     else:
         for k, v in result.items():
             out.print(f"{k:>16}: {v}")
+
+
+@smtp_app.command("test")
+def smtp_test(
+    host: Annotated[str | None, typer.Option(help="SMTP server, e.g. smtp.gmail.com (default: the preset's)")] = None,
+    port: Annotated[int | None, typer.Option(help="465 (ssl) or 587 (starttls); default: the preset's")] = None,
+    security: Annotated[str | None, typer.Option(help="ssl, starttls or none")] = None,
+    username: Annotated[str | None, typer.Option(help="Login (usually the full address)")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    from_: Annotated[str | None, typer.Option("--from", help="From address")] = None,
+    from_name: Annotated[str | None, typer.Option(help="From display name")] = None,
+    to: Annotated[str | None, typer.Option(help="Where the test email goes")] = None,
+    preset: Annotated[str, typer.Option(help="gmail, microsoft365, ... or custom")] = "custom",
+    locale: Annotated[str, typer.Option(help="Language of the test email and remedy (ja/en)")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's result object")] = False,
+) -> None:
+    """The step-by-step SMTP check (resolve → connect → TLS → EHLO → AUTH → MAIL → RCPT → DATA), sending a real
+    test email. Exit 0 when it passed, 1 when it failed, 2 on bad arguments."""
+    from letterhead.errors import InvalidInput
+    from letterhead.models import new_id
+    from letterhead.senders import smtp as smtp_service
+    from letterhead.settings import Settings
+    from letterhead.smtp.presets import get_preset
+
+    try:
+        p = get_preset(preset)
+    except InvalidInput as exc:
+        raise _fail(exc, 2) from None
+    option = p.options[0] if p.options else None
+    host = host or p.host
+    port = port or (option.port if option else None)
+    security = security or (option.security if option else None)
+    missing = [n for n, v in (("--host", host), ("--port", port), ("--security", security), ("--from", from_),
+                              ("--to", to)) if not v]
+    if missing:
+        err.print(f"error: missing {', '.join(missing)}")
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    app_settings = Settings()
+    try:
+        settings = smtp_service.validate(
+            smtp_service.SmtpSettings(
+                host=host or "", port=int(port or 0), security=security or "", username=username,
+                password=password, from_email=from_ or "", from_name=from_name, preset=preset,
+            )
+        )
+        from letterhead.addresses import normalize_email
+
+        rcpt = normalize_email(to or "", field="to")
+    except LetterheadError as exc:
+        raise _fail(exc, 2) from None
+    checked = smtp_service.check(app_settings, settings, to=rcpt, locale=locale,
+                                 local_id=new_id("test_").removeprefix("test_"))
+    result = checked.as_dict()
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for step in result["steps"]:
+            mark = "[green]✓[/green]" if step["ok"] else "[red]✗[/red]"
+            out.print(f"{mark} {step['name']:<9} {step['ms']:>7.1f} ms  {step['detail']}", highlight=False)
+        if result["ok"]:
+            out.print("[green]The test email was accepted.[/green]")
+        else:
+            lang = "ja" if locale == "ja" else "en"
+            out.print(f"[red]{result['category']}[/red]: {(result['summary'] or {}).get(lang, '')}")
+            out.print(f"next step: {(result['remedy'] or {}).get(lang, '')}")
+            if result.get("suggested"):
+                out.print(f"suggested: {result['suggested']}")
+        for w in result["warnings"]:
+            out.print(f"[yellow]warning:[/yellow] {w['ja' if locale == 'ja' else 'en']}")
+    raise typer.Exit(0 if result["ok"] else 1)
 
 
 def main() -> None:  # pragma: no cover

@@ -8,7 +8,7 @@ Why it is shaped like this:
   resource exhaustion, so Letterhead adds limits: ``range`` ≤ 1,000 items, string/list multiplication,
   ``**``, ``%``-format widths, ``str.center``-style padding, ``replace``/``join`` results and ``~`` concatenations
   are capped before they allocate; every loop iteration and every call checks a render deadline (200 ms); the
-  output is produced with ``generate()`` and cut off at 1 MiB. ``include``/``import``/``extends`` are refused
+  output is pulled from the render generator in batches and cut off at 1 MiB. ``include``/``import``/``extends`` are refused
   at compile time (there is no loader: a tenant template is self-contained).
 
 * **Work moves to compile time.** The DESIGN performance notes ask for ≪ 200 µs per message. CSS inlining
@@ -663,19 +663,19 @@ def _inline_css(protected: str) -> str:
     for index, (start, end, attrs) in enumerate(tags):
         out.append(protected[position:start])
         tag = protected[start:end]
-        style = styles.get(index)
-        if style is not None:
+        computed = styles.get(index)
+        if computed is not None:
             existing = _STYLE_ATTR_SRC.search(attrs)
             attrs_start = end - len(attrs) - 1
             if existing:
                 tag = (
                     protected[start : attrs_start + existing.start()]
-                    + f' style="{style}"'
+                    + f' style="{computed}"'
                     + protected[attrs_start + existing.end() : end]
                 )
             else:
                 closing = 2 if tag.endswith("/>") else 1
-                tag = tag[:-closing].rstrip() + f' style="{style}"' + tag[-closing:]
+                tag = tag[:-closing].rstrip() + f' style="{computed}"' + tag[-closing:]
         out.append(tag)
         position = end
     out.append(protected[position:])

@@ -217,7 +217,10 @@ def check(app: Settings, s: SmtpSettings, *, to: str, locale: str, local_id: str
         date=utcnow(),
         reply_to=s.reply_to,
     )
-    result = asyncio.run(probe(endpoint_for(app, s, max_connections=1), Envelope(s.from_email, (to,), data)))
+    endpoint = endpoint_for(app, s, max_connections=1)
+    # An implicit-TLS port answers nothing to a plain client: wait for a greeting no longer than the step timeout.
+    greeting_timeout = min(8.0, app.smtp_timeout_seconds)
+    result = asyncio.run(probe(endpoint, Envelope(s.from_email, (to,), data), greeting_timeout=greeting_timeout))
     diag = None
     if not result.ok:
         diag = diagnose(
@@ -415,12 +418,14 @@ def quota(session: Any, cfg: SmtpConfig, now: datetime | None = None) -> Quota:
 
 
 def next_capacity_at(session: Any, cfg: SmtpConfig, q: Quota, now: datetime) -> datetime:
-    """When sending may resume: the end of a provider pause, or when the oldest counted send leaves the window."""
+    """When sending may resume once the remaining quota is used up: the end of a provider pause, a minute from
+    now when the per-minute limit binds, or when the oldest send of the rolling day leaves the window (now + 1 day
+    when nothing was sent yet: this batch's sends open the window)."""
     if q.paused_until:
         return q.paused_until
-    if q.per_minute_limit and q.minute_sent >= q.per_minute_limit and not (
-        q.daily_limit and q.daily_sent >= q.daily_limit
-    ):
+    daily_left = q.daily_limit - q.daily_sent if q.daily_limit else None
+    minute_left = q.per_minute_limit - q.minute_sent if q.per_minute_limit else None
+    if minute_left is not None and (daily_left is None or minute_left < daily_left):
         return now + timedelta(seconds=60)
     oldest = session.scalar(
         select(func.min(Message.sent_at)).where(
@@ -430,7 +435,7 @@ def next_capacity_at(session: Any, cfg: SmtpConfig, q: Quota, now: datetime) -> 
             Message.sent_at >= now - timedelta(days=1),
         )
     )
-    return (oldest + timedelta(days=1)) if oldest else now + timedelta(minutes=5)
+    return (oldest or now) + timedelta(days=1)
 
 
 def note_live_failure(ctx: Context, *, config_id: str, category: Category, remedy: dict[str, str],

@@ -741,7 +741,7 @@ class Connection:
         if transport is None:
             raise self._fail("tls", ErrorKind.DROPPED, "connection lost during the TLS handshake")
         proto.transport = transport
-        proto.reset_buffers()
+        # No reset here: with implicit TLS the greeting may already have arrived through the new layer.
         self.tls_info = _describe_cert(proto, ep.verify_tls)
         self._log("* TLS " + self.tls_info)
 

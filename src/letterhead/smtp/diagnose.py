@@ -232,12 +232,11 @@ _SESSION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # ISO timestamps and RFC 5322-ish dates
         (r"\s*\b\d{4}-\d{2}-\d{2}[t ]\d{2}:\d{2}:\d{2}(?:\.\d+)?z?\b", ""),
         (r"\s*\b(?:mon|tue|wed|thu|fri|sat|sun), \d{1,2} [a-z]{3} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}\b", ""),
-        # GUIDs
-        (r"\s*\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", ""),
         # Queue ids: "queued as 4Xyz12AbC", "id=1rAbCd-000Xyz-Ab", "Ok 0100018f…"
         (r"\b(queued as|queue id|message id|id)\s*[=:]?\s*<?[a-z0-9][a-z0-9._@-]{5,}>?", r"\1"),
-        # Long opaque tokens with digits (SES message ids, hex session ids)
-        (r"\s*\b(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+){2,}\b(?=\s|$|[\].,;)])", ""),
+        # Long opaque hyphenated tokens with digits (SES message ids), then GUIDs and hex session ids
+        (r"\s*\b(?=[a-z0-9-]{20,})(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+){2,}\b(?=\s|$|[\].,;)])", ""),
+        (r"\s*\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", ""),
         (r"\s*\b[0-9a-f]{16,}\b", ""),
         (r"\[\s*\]|\(\s*\)", ""),
     )
@@ -261,7 +260,7 @@ _LEADING_CODE = re.compile(r"(?m)^\s*[245]\d\d(?:[ -]|$)")
 
 
 def _enhanced_codes(text: str, code: int) -> list[str]:
-    found = ["%s.%s.%s" % m.groups() for m in _ENHANCED_ANY.finditer(text)]
+    found = [".".join(m.groups()) for m in _ENHANCED_ANY.finditer(text)]
     klass = str(code)[:1]
     return [e for e in found if e[0] == klass] + [e for e in found if e[0] != klass]
 
@@ -1402,7 +1401,7 @@ _RULE_REMEDIES: dict[str, Remedy] = {
     "sign_in_policy": Remedy(
         "A Microsoft Entra sign-in policy (security defaults, Conditional Access or a legacy-authentication block) "
         "refused this SMTP login. An administrator must exclude this account from the policy or allow authenticated "
-        "SMTP for it; " + _MS_ADMIN_STEPS.en,
+        "SMTP for it. " + _MS_ADMIN_STEPS.en,
         "Microsoft Entra のサインインポリシー（セキュリティの既定値、条件付きアクセス、レガシー認証のブロック）がこの SMTP ログイン"
         "を拒否しました。管理者がこのアカウントをポリシーの対象外にするか、認証済み SMTP を許可する必要があります。"
         + _MS_ADMIN_STEPS.ja,
@@ -1463,8 +1462,13 @@ def _fmt(remedy: Remedy, provider: str | None, **extra: object) -> Remedy:
     ja_vars = {"name": names["name_ja"], "Name": names["name_ja"], **extra}
     en = remedy.en.format_map(_Defaulting(en_vars))
     ja = remedy.ja.format_map(_Defaulting(ja_vars))
-    ja = ja.replace(_GENERIC_NAME.ja + " ", _GENERIC_NAME.ja)
+    # No space between Japanese words and a following particle ("サーバー は" -> "サーバーは"); spaces around Latin
+    # words and inside Google's own names (「アプリ パスワード」) stay.
+    ja = _JA_SPACE_BEFORE_PARTICLE.sub("", ja)
     return Remedy(en, ja)
+
+
+_JA_SPACE_BEFORE_PARTICLE = re.compile(r"(?<=[\u3040-\u30ff\u4e00-\u9fff]) (?=[\u3040-\u309f])")
 
 
 class _Defaulting(dict[str, object]):
@@ -1546,15 +1550,15 @@ _ERROR_REMEDIES: dict[str, Remedy] = {
         "指定してください。社内リレーなどのプライベートなホストは、プラットフォームの運営者のみが許可できます。",
     ),
     "refused": Remedy(
-        "{host} refused the connection on port {port}: nothing accepts SMTP there. Check the port (587 with STARTTLS "
+        "{host} refused the connection on {port_en}: nothing accepts SMTP there. Check the port (587 with STARTTLS "
         "or 465 with SSL for most providers) and that no firewall blocks it.",
-        "{host} のポート {port} への接続が拒否されました。このポートでは SMTP を受け付けていません。ポート（多くのプロバイダでは"
+        "{host} の{port_ja} への接続が拒否されました。このポートでは SMTP を受け付けていません。ポート（多くのプロバイダでは"
         " 587 の STARTTLS または 465 の SSL）を確認し、ファイアウォールでブロックされていないか確認してください。",
     ),
     "timeout": Remedy(
-        "No answer from {host} on port {port}. Check the host and port; a firewall may be dropping the connection. "
+        "No answer from {host} on {port_en}. Check the host and port; a firewall may be dropping the connection. "
         "Letterhead retries later.",
-        "{host} のポート {port} から応答がありません。ホスト名とポートを確認してください。ファイアウォールが接続を遮断している"
+        "{host} の{port_ja} から応答がありません。ホスト名とポートを確認してください。ファイアウォールが接続を遮断している"
         "可能性があります。後で自動的に再試行されます。",
     ),
     "timeout_25": Remedy(
@@ -1570,9 +1574,9 @@ _ERROR_REMEDIES: dict[str, Remedy] = {
         "一致しているか（465 は SSL、587 は STARTTLS）確認してください。",
     ),
     "implicit_tls": Remedy(
-        "Port {port} expects SSL/TLS from the first byte, so the server never sent its greeting. Set the encryption to "
-        "SSL for port {port}, or use port 587 with STARTTLS.",
-        "ポート {port} は接続直後から SSL/TLS で通信するため、サーバーからの応答（グリーティング）がありませんでした。ポート {port}"
+        "{Port_en} expects SSL/TLS from the first byte, so the server never sent its greeting. Set the encryption to "
+        "SSL for {port_en}, or use port 587 with STARTTLS.",
+        "{port_ja} は接続直後から SSL/TLS で通信するため、サーバーからの応答（グリーティング）がありませんでした。{port_ja}"
         " では暗号化タイプを SSL にするか、ポート 587 で STARTTLS を使用してください。",
     ),
     "greeting": Remedy(
@@ -1583,9 +1587,9 @@ _ERROR_REMEDIES: dict[str, Remedy] = {
         "プロキシが原因の場合もあります。",
     ),
     "wrong_version": Remedy(
-        "SSL was used on port {port}, but the server there starts in plain text. Use STARTTLS on port {port} (587 is the "
+        "SSL was used on {port_en}, but the server there starts in plain text. Use STARTTLS on {port_en} (587 is the "
         "usual choice), or SSL on port 465.",
-        "ポート {port} で SSL を使用しましたが、このポートのサーバーは平文で通信を開始します。ポート {port}（通常は 587）では"
+        "{port_ja} で SSL を使用しましたが、このポートのサーバーは平文で通信を開始します。{port_ja}（通常は 587）では"
         " STARTTLS を使用するか、ポート 465 で SSL を使用してください。",
     ),
     "handshake": Remedy(
@@ -1601,9 +1605,9 @@ _ERROR_REMEDIES: dict[str, Remedy] = {
         "本来の SMTP ホスト名{preset_host_ja}を指定してください。",
     ),
     "starttls_unsupported": Remedy(
-        "{host} does not offer STARTTLS on port {port}. Use port 465 with SSL; only for an internal relay on port 25 "
+        "{host} does not offer STARTTLS on {port_en}. Use port 465 with SSL; only for an internal relay on port 25 "
         "that offers no encryption, set the encryption to none.",
-        "{host} はポート {port} で STARTTLS を提供していません。ポート 465 で SSL を使用してください。暗号化に対応していない"
+        "{host} は{port_ja} で STARTTLS を提供していません。ポート 465 で SSL を使用してください。暗号化に対応していない"
         "社内リレー（ポート 25）の場合のみ、暗号化タイプを「なし」にしてください。",
     ),
     "auth_needs_tls": Remedy(
@@ -1613,16 +1617,16 @@ _ERROR_REMEDIES: dict[str, Remedy] = {
         "に設定してください。",
     ),
     "auth_unsupported": Remedy(
-        "{host} offers no login method on port {port}. If this is a relay that accepts mail without a login, remove "
+        "{host} offers no login method on {port_en}. If this is a relay that accepts mail without a login, remove "
         "the username and password; otherwise use the provider's submission port (587 with STARTTLS) where SMTP "
         "authentication is available.",
-        "{host} はポート {port} でログイン方法を提供していません。ログインなしで送信できるリレーの場合はユーザー名とパスワードを"
+        "{host} は{port_ja} でログイン方法を提供していません。ログインなしで送信できるリレーの場合はユーザー名とパスワードを"
         "削除してください。それ以外の場合は、SMTP 認証が利用できる送信用ポート（587、STARTTLS）を使用してください。",
     ),
     "protocol": Remedy(
-        "{host} answered on port {port} with something that is not SMTP (for example an IMAP or web server). Use the "
+        "{host} answered on {port_en} with something that is not SMTP (for example an IMAP or web server). Use the "
         "SMTP port: 587 with STARTTLS or 465 with SSL.",
-        "{host} のポート {port} は SMTP 以外（IMAP やウェブサーバーなど）の応答を返しました。SMTP のポート（587 の STARTTLS または"
+        "{host} の{port_ja} は SMTP 以外（IMAP やウェブサーバーなど）の応答を返しました。SMTP のポート（587 の STARTTLS または"
         " 465 の SSL）を指定してください。",
     ),
 }
@@ -1657,7 +1661,11 @@ def _diagnose_error(
     kind = error_kind_from_text(error)
     name = _PROVIDER_NAMES.get(provider or "")
     hostv = host or "the server"
-    portv = port if port is not None else "?"
+    port_vars = {
+        "port_en": f"port {port}" if port else "this port",
+        "Port_en": f"Port {port}" if port else "This port",
+        "port_ja": f"ポート {port}" if port else "このポート",
+    }
     ja_host = host or "サーバー"
 
     def make(
@@ -1670,8 +1678,10 @@ def _diagnose_error(
         **extra: object,
     ) -> Diagnosis:
         tmpl = _ERROR_REMEDIES[key]
-        en = _fmt(Remedy(tmpl.en, ""), provider, host=hostv, port=portv, **extra).en
-        ja = _fmt(Remedy("", tmpl.ja), provider, host=ja_host, port=portv, **extra).ja
+        en = _fmt(Remedy(tmpl.en, ""), provider, host=hostv, **port_vars, **extra).en
+        ja = _fmt(Remedy("", tmpl.ja), provider, host=ja_host, **port_vars, **extra).ja
+        if en.startswith("the server"):
+            en = "T" + en[1:]
         skey = summary_key or key
         summary = _CONNECTION_SUMMARIES.get(skey) or _summary(category, provider)
         return Diagnosis(

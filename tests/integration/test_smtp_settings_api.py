@@ -1,0 +1,313 @@
+"""Custom SMTP through the API against real aiosmtpd servers: test → proof → save, diagnosis, live sending,
+failing configurations, quotas. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from letterhead.context import Context
+from letterhead.devinbox import DevInbox
+from letterhead.models import Message, SmtpConfig, utcnow
+from letterhead.tenants import create_api_key, create_tenant
+from tests.conftest import auth, deliver
+from tests.support.smtpd import GMAIL_BAD_CREDENTIALS, SmtpServer
+
+PASSWORD = "abcd efgh ijkl mnop"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"smtp_timeout_seconds": 2.0}
+
+
+def fields(server: SmtpServer, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "preset": "custom",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": server.security.value,
+        "username": "shop@example.jp",
+        "password": PASSWORD,
+        "from_email": "shop@example.jp",
+        "from_name": "山田商店",
+    }
+    body.update(over)
+    return body
+
+
+def smtp_test(client: TestClient, key: str, body: dict[str, Any], to: str = "owner@example.jp") -> dict[str, Any]:
+    r = client.post("/v1/tenants/acme/smtp/test", json=body | {"to": to}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def save(client: TestClient, key: str, body: dict[str, Any], proof: str | None) -> Any:
+    return client.put("/v1/tenants/acme/smtp", json=body | {"proof": proof}, headers=auth(key))
+
+
+@pytest.fixture
+def starttls_server(
+    smtpd_factory: Callable[..., SmtpServer], server_tls_context: ssl.SSLContext, trusted_ca: Any
+) -> SmtpServer:
+    return smtpd_factory(
+        security="starttls", ssl_context=server_tls_context, require_starttls=True,
+        auth={"shop@example.jp": PASSWORD}, auth_required=True,
+    )
+
+
+def test_presets_are_listed(app_client: TestClient, acme_key: str) -> None:
+    presets = app_client.get("/v1/smtp/presets", headers=auth(acme_key)).json()["presets"]
+    ids = [p["id"] for p in presets]
+    assert ids == ["gmail", "google_workspace", "microsoft365", "outlook_com", "zoho", "yahoo", "icloud",
+                   "amazon_ses", "sendgrid", "mailgun", "brevo", "custom"]
+    gmail = presets[0]
+    assert gmail["host"] == "smtp.gmail.com"
+    assert any("apppasswords" in s for s in gmail["steps"]["en"])
+    assert gmail["steps"]["ja"]
+
+
+def test_save_requires_a_passing_test_with_exactly_these_values(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    body = fields(starttls_server)
+    assert save(app_client, acme_key, body, None).status_code == 409
+    result = smtp_test(app_client, acme_key, body)
+    assert result["ok"] is True, result
+    assert [s["name"] for s in result["steps"]] == [
+        "resolve", "connect", "tls", "ehlo", "auth", "mail_from", "rcpt_to", "data"
+    ]
+    assert all(s["ok"] for s in result["steps"])
+    assert result["proof"] and result["category"] is None
+    [received] = starttls_server.messages
+    assert received.rcpt_tos == ["owner@example.jp"]
+
+    # The proof binds every delivery field, the password included.
+    for changed in ({"port": starttls_server.port + 1}, {"password": "other"}, {"from_email": "x@example.jp"}):
+        r = save(app_client, acme_key, body | changed, result["proof"])
+        assert r.status_code == 409, changed
+        assert "test email" in r.json()["detail"]
+    assert save(app_client, acme_key, body, "forged.proof").status_code == 409
+
+    r = save(app_client, acme_key, body, result["proof"])
+    assert r.status_code == 200, r.text
+    saved = r.json()
+    assert saved["has_password"] is True and saved["status"] == "active"
+    assert PASSWORD not in r.text and "password" not in saved
+    got = app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key))
+    assert PASSWORD not in got.text
+    with ctx.db.session() as s:
+        cfg = s.scalar(select(SmtpConfig))
+        assert cfg is not None and cfg.password_enc and PASSWORD not in cfg.password_enc
+
+    # The test email is in the log, with its attempt and a transcript without the credentials.
+    log = app_client.get("/v1/tenants/acme/messages", params={"kind": "test"}, headers=auth(acme_key)).json()
+    [test_msg] = log["messages"]
+    assert test_msg["id"] == result["message_id"] and test_msg["status"] == "sent"
+    detail = app_client.get(f"/v1/tenants/acme/messages/{test_msg['id']}", headers=auth(acme_key)).json()
+    transcript = detail["attempts"][0]["transcript"]
+    assert "AUTH" in transcript and "STARTTLS" in transcript
+    assert PASSWORD not in transcript
+    import base64
+
+    assert base64.b64encode(f"\0shop@example.jp\0{PASSWORD}".encode()).decode() not in transcript
+
+
+def test_empty_password_keeps_the_stored_one_but_still_needs_a_test(
+    app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    body = fields(starttls_server)
+    save(app_client, acme_key, body, smtp_test(app_client, acme_key, body)["proof"])
+    blank = body | {"password": "", "from_name": "山田商店 本店"}
+    assert save(app_client, acme_key, blank, None).status_code == 409
+    retest = smtp_test(app_client, acme_key, blank)
+    assert retest["ok"], retest  # the stored password was used
+    r = save(app_client, acme_key, blank, retest["proof"])
+    assert r.status_code == 200 and r.json()["has_password"] and r.json()["from_name"] == "山田商店 本店"
+    # A different username does not inherit the stored password.
+    other = smtp_test(app_client, acme_key, body | {"password": "", "username": "other@example.jp"})
+    assert not other["ok"]
+
+
+def test_gmail_bad_credentials_are_explained(
+    app_client: TestClient, acme_key: str, smtpd_factory: Callable[..., SmtpServer]
+) -> None:
+    server = smtpd_factory(auth={"someone": "else"}, auth_reply=GMAIL_BAD_CREDENTIALS)
+    result = smtp_test(app_client, acme_key, fields(server, preset="gmail"))
+    assert result["ok"] is False and result["proof"] is None
+    assert result["category"] == "auth_failed"
+    assert result["steps"][-1]["name"] == "auth" and not result["steps"][-1]["ok"]
+    assert result["reply"]["code"] == 535 and result["reply"]["enhanced"] == "5.7.8"
+    assert "apppasswords" in result["remedy"]["en"] and "アプリ パスワード" in result["remedy"]["ja"]
+    assert "Gmail" in result["remedy"]["en"]
+    failed = app_client.get("/v1/tenants/acme/messages", params={"status": "failed"}, headers=auth(acme_key))
+    assert failed.json()["messages"][0]["category"] == "auth_failed"
+
+
+def test_ssl_on_a_plain_port_is_recognised(app_client: TestClient, acme_key: str, smtp_server: SmtpServer) -> None:
+    result = smtp_test(app_client, acme_key, fields(smtp_server, security="ssl", username=None, password=None))
+    assert result["ok"] is False
+    assert result["category"] == "tls_mismatch"
+    assert result["suggested"] and result["suggested"].get("security") in ("starttls", "none")
+
+
+def test_plain_client_on_an_implicit_tls_port_is_recognised(
+    app_client: TestClient, acme_key: str, raw_server_factory: Callable[..., Any], server_tls_context: ssl.SSLContext
+) -> None:
+    raw = raw_server_factory("tls_silent", ssl_context=server_tls_context)
+    body = {"host": "127.0.0.1", "port": raw.port, "security": "starttls", "username": None, "password": None,
+            "from_email": "shop@example.jp", "from_name": "Shop"}
+    result = smtp_test(app_client, acme_key, body)
+    assert result["ok"] is False and result["category"] == "tls_mismatch"
+    assert result["suggested"]["security"] == "ssl"
+
+
+def test_free_plan_gets_a_403_naming_the_plan(ctx: Context, app_client: TestClient, smtp_server: SmtpServer) -> None:
+    create_tenant(ctx, tenant_id="freebie", name="Free shop", plan="free")
+    key = create_api_key(ctx, tenant_id="freebie").key
+    r = app_client.post("/v1/tenants/freebie/smtp/test", json=fields(smtp_server) | {"to": "a@example.jp"},
+                        headers=auth(key))
+    assert r.status_code == 403
+    assert r.json()["required_plan"] == "pro"
+    assert app_client.put("/v1/tenants/freebie/email-settings", json={"mode": "smtp"}, headers=auth(key)).status_code == 403
+
+
+def test_private_hosts_are_refused_unless_allowed(
+    ctx: Context, app_client: TestClient, acme_key: str, smtp_server: SmtpServer
+) -> None:
+    ctx.settings.allow_private_smtp_hosts = False
+    result = smtp_test(app_client, acme_key, fields(smtp_server, username=None, password=None))
+    assert result["ok"] is False
+    assert result["category"] == "connection_failed"
+    assert "LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS" in result["remedy"]["en"] or "private" in result["remedy"]["en"]
+    assert smtp_server.connections == 0
+
+
+def _activate(client: TestClient, key: str, body: dict[str, Any]) -> None:
+    assert client.put("/v1/tenants/acme/email-settings", json={"mode": "smtp"}, headers=auth(key)).status_code == 409
+    result = smtp_test(client, key, body)
+    assert result["ok"], result
+    assert save(client, key, body, result["proof"]).status_code == 200
+    r = client.put("/v1/tenants/acme/email-settings", json={"mode": "smtp"}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    assert r.json()["effective"]["from_email"] == body["from_email"]
+
+
+def _send(client: TestClient, key: str, n: int = 1) -> list[str]:
+    return [
+        client.post("/v1/tenants/acme/emails", json={"to": [f"c{i}@example.com"], "subject": "注文", "text": "t"},
+                    headers=auth(key)).json()["id"]
+        for i in range(n)
+    ]
+
+
+def test_live_auth_failure_holds_mail_until_the_password_is_fixed(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, inbox: DevInbox
+) -> None:
+    body = fields(starttls_server)
+    _activate(app_client, acme_key, body)
+    [first] = _send(app_client, acme_key)
+    deliver(ctx)
+    assert len(starttls_server.messages) == 2  # the test email, then the live one
+    assert app_client.get(f"/v1/tenants/acme/messages/{first}", headers=auth(acme_key)).json()["mode"] == "smtp"
+
+    starttls_server.script.auth = {"shop@example.jp": "the-new-app-password"}  # the user changed the password
+    [second, third] = _send(app_client, acme_key, 2)
+    deliver(ctx)
+    cfg = app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key)).json()
+    assert cfg["status"] == "failing" and cfg["last_error"]["category"] == "auth_failed"
+    for mid in (second, third):
+        m = app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()
+        assert m["status"] == "deferred", m
+    connections = starttls_server.connections
+    with ctx.db.session() as s:  # make them due now: a failing configuration must not even be tried
+        for m in s.scalars(select(Message).where(Message.status == "deferred")):
+            m.next_attempt_at = utcnow() - timedelta(seconds=1)
+    deliver(ctx)
+    assert starttls_server.connections == connections
+    assert len(inbox.messages()) == 0  # not silently sent through the platform either
+
+    fixed = body | {"password": "the-new-app-password"}
+    result = smtp_test(app_client, acme_key, fixed)
+    assert save(app_client, acme_key, fixed, result["proof"]).status_code == 200
+    deliver(ctx)
+    for mid in (second, third):
+        assert app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()["status"] == "sent"
+
+
+def test_fallback_to_default_sends_through_the_platform(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, inbox: DevInbox
+) -> None:
+    body = fields(starttls_server, fallback_to_default=True)
+    _activate(app_client, acme_key, body)
+    starttls_server.script.auth = {"shop@example.jp": "changed"}
+    [mid] = _send(app_client, acme_key)
+    deliver(ctx)
+    with ctx.db.session() as s:
+        for m in s.scalars(select(Message).where(Message.status == "deferred")):
+            m.next_attempt_at = utcnow() - timedelta(seconds=1)
+    deliver(ctx)
+    m = app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()
+    assert m["status"] == "sent" and m["mode"] == "default"
+    assert "failing" in m["note"]
+    assert [a["mode"] for a in m["attempts"]] == ["smtp", "default"]
+    assert len(inbox.messages()) == 1
+
+
+def test_daily_quota_defers_instead_of_sending(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    _activate(app_client, acme_key, fields(starttls_server, daily_limit=2))
+    ids = _send(app_client, acme_key, 3)
+    deliver(ctx)
+    statuses = sorted(app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()["status"]
+                      for i in ids)
+    assert statuses == ["deferred", "sent", "sent"]
+    assert len(starttls_server.messages) == 3  # the test email + 2
+    quota = app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key)).json()["quota"]
+    assert quota["daily_limit"] == 2 and quota["daily_sent"] == 2 and quota["daily_remaining"] == 0
+    deferred = app_client.get("/v1/tenants/acme/messages", params={"status": "deferred"}, headers=auth(acme_key))
+    [held] = deferred.json()["messages"]
+    assert held["next_attempt_at"] > (utcnow() + timedelta(hours=23)).isoformat()
+
+
+def test_provider_quota_reply_defers_the_rest(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    _activate(app_client, acme_key, fields(starttls_server, preset="gmail"))
+    starttls_server.script.replies["data"] = (
+        "550 5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to "
+        "https://support.google.com/a/answer/166852 d2e1a72fcca58-76e7d551493sm9728466b3a.112 - gsmtp"
+    )
+    ids = _send(app_client, acme_key, 2)
+    deliver(ctx)
+    for i in ids:
+        m = app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()
+        assert m["status"] == "deferred" and m["category"] == "quota_exceeded", m
+    assert app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key)).json()["quota"]["paused_until"]
+
+
+def test_cli_smtp_test_exit_codes(smtpd_factory: Callable[..., SmtpServer]) -> None:
+    server = smtpd_factory(auth={"u@example.jp": "pw"})
+    base = [sys.executable, "-c", "from letterhead.cli import main; main()", "smtp", "test", "--host", "127.0.0.1",
+            "--port", str(server.port), "--security", "none", "--username", "u@example.jp", "--password-stdin",
+            "--from", "u@example.jp", "--to", "x@example.jp"]
+    env = {"LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS": "1", "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([*base, "--json"], input="pw\n", capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    bad = subprocess.run(base, input="wrong\n", capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1
+    assert "auth_failed" in bad.stdout and "pw" not in bad.stdout.replace("password", "")
+    args = subprocess.run([*base[:-2]], input="pw\n", capture_output=True, text=True, env=env, timeout=60)
+    assert args.returncode == 2
