@@ -285,3 +285,27 @@ class SmtpConfig(Base):
 
 
 Index("ix_messages_quota", Message.tenant_id, Message.mode, Message.sent_at)
+
+
+class TenantTemplate(Base):
+    """A tenant's override of an event's default template in one locale."""
+
+    __tablename__ = "tenant_templates"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TenantEvent(Base):
+    """A tenant's switch for one event (absent: enabled)."""
+
+    __tablename__ = "tenant_events"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
