@@ -62,9 +62,7 @@ def test_plain_send_records_everything(smtp_server: SmtpServer) -> None:
     assert [m.data for m in smtp_server.messages] == [BODY]
 
 
-def test_starttls_with_auth_plain(
-    trusted_ca: object, smtpd_factory: Factory, server_tls_context: object
-) -> None:
+def test_starttls_with_auth_plain(trusted_ca: object, smtpd_factory: Factory, server_tls_context: object) -> None:
     server = smtpd_factory(
         security="starttls", ssl_context=server_tls_context, require_starttls=True, auth={USER: PASSWORD}
     )
@@ -77,9 +75,7 @@ def test_starttls_with_auth_plain(
     assert len(server.messages) == 1
 
 
-def test_implicit_tls_with_auth_login(
-    trusted_ca: object, smtpd_factory: Factory, server_tls_context: object
-) -> None:
+def test_implicit_tls_with_auth_login(trusted_ca: object, smtpd_factory: Factory, server_tls_context: object) -> None:
     server = smtpd_factory(
         security="ssl", ssl_context=server_tls_context, auth={USER: PASSWORD}, auth_mechanisms=("LOGIN",)
     )
@@ -241,9 +237,7 @@ def test_all_recipients_rejected_then_rset_and_reuse(smtpd_factory: Factory) -> 
     assert second.outcome is Outcome.SENT
     assert server.connections == 1  # the session stayed consistent: RSET, same connection
     assert server.rsets == 1
-    assert any(
-        c.startswith(b"RSET\r\nMAIL FROM:") for c in server.chunks
-    )  # RSET pipelined with the next group
+    assert any(c.startswith(b"RSET\r\nMAIL FROM:") for c in server.chunks)  # RSET pipelined with the next group
 
 
 def test_batch_results_in_order_with_mixed_outcomes(smtpd_factory: Factory) -> None:
@@ -326,9 +320,7 @@ def test_connection_not_reused_after_error(smtpd_factory: Factory) -> None:
 
 def test_connection_closed_while_idle_is_retried_transparently(raw_server_factory: RawFactory) -> None:
     # Each connection accepts one message, then closes on the next command (like a per-connection limit).
-    server = raw_server_factory(
-        "script", replies=["250 2.1.0 Ok", "250 2.1.5 Ok", "354 Go", "250 2.0.0 Ok", None]
-    )
+    server = raw_server_factory("script", replies=["250 2.1.0 Ok", "250 2.1.5 Ok", "354 Go", "250 2.0.0 Ok", None])
 
     async def go() -> list[SendResult]:
         client = SmtpClient()
@@ -434,9 +426,7 @@ def test_close_endpoint_forces_a_new_connection(smtp_server: SmtpServer) -> None
 
 
 def test_dot_stuffing_round_trip(smtp_server: SmtpServer) -> None:
-    data = (
-        b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nmiddle . dot\r\n.\r\nlast line without CRLF"
-    )
+    data = b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nmiddle . dot\r\n.\r\nlast line without CRLF"
     r = send(smtp_server.endpoint(), env(data=data))
     assert r.outcome is Outcome.SENT
     assert smtp_server.messages[0].data == data + b"\r\n"

@@ -22,9 +22,7 @@ Factory = Callable[..., SmtpServer]
 RawFactory = Callable[..., RawServer]
 
 
-def run_probe(
-    endpoint: Endpoint, envelope: Envelope = ENVELOPE, greeting_timeout: float = 0.5
-) -> ProbeResult:
+def run_probe(endpoint: Endpoint, envelope: Envelope = ENVELOPE, greeting_timeout: float = 0.5) -> ProbeResult:
     result: ProbeResult = run(probe(endpoint, envelope, greeting_timeout=greeting_timeout))
     return result
 

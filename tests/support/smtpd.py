@@ -104,9 +104,7 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")  # RFC 2920; aiosmtpd handles pipelined input fine
         return responses
 
-    async def handle_MAIL(
-        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
+    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self._drop("mail")
         reply = self.script.replies.get("mail")
         if reply:
@@ -115,9 +113,7 @@ class _Handler:
         envelope.mail_options.extend(options)
         return "250 2.1.0 Ok"
 
-    async def handle_RCPT(
-        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self._drop("rcpt")
         reply = self.script.reject_rcpt.get(address) or self.script.replies.get("rcpt")
         if reply:
@@ -136,14 +132,10 @@ class _Handler:
         if reply:
             return reply
         content = envelope.original_content or b""
-        self.server.messages.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(content), session.peer)
-        )
+        self.server.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(content), session.peer))
         return f"250 2.0.0 Ok: queued as M{len(self.server.messages)}"
 
-    def authenticate(
-        self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
+    def authenticate(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         login = data.login.decode() if isinstance(data, LoginPassword) else ""
         password = data.password.decode() if isinstance(data, LoginPassword) else ""
         self.server.auth_attempts.append((mechanism, login))
@@ -350,9 +342,7 @@ class RawServer:
     def start(self) -> RawServer:
         self._thread.start()
         ssl_ctx = self.ssl_context if self.mode == "tls_silent" else None
-        fut = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._client, HOST, 0, ssl=ssl_ctx), self._loop
-        )
+        fut = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._client, HOST, 0, ssl=ssl_ctx), self._loop)
         self._server = fut.result(5)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

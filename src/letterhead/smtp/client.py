@@ -522,9 +522,7 @@ class Connection:
         if self.setup_lines is not None:
             self.setup_lines.append(line)
 
-    async def _cmd(
-        self, stage: str, cmd: str, shown: str | None = None, timeout: float | None = None
-    ) -> _Raw:
+    async def _cmd(self, stage: str, cmd: str, shown: str | None = None, timeout: float | None = None) -> _Raw:
         """Send one command during set-up and read its reply; failures become SmtpFailure(stage)."""
         self._log("C: " + (shown if shown is not None else cmd))
         t = self.endpoint.timeout if timeout is None else timeout
@@ -590,9 +588,7 @@ class Connection:
         last: _ConnError | None = None
         for ip, family in addrs:
             try:
-                await asyncio.wait_for(
-                    self.loop.create_connection(lambda: self.proto, ip, ep.port, family=family), t
-                )
+                await asyncio.wait_for(self.loop.create_connection(lambda: self.proto, ip, ep.port, family=family), t)
             except TimeoutError:
                 last = _ConnError(ErrorKind.TIMEOUT, f"connecting to {ip}:{ep.port} timed out after {t:g} s")
                 continue
@@ -683,21 +679,15 @@ class Connection:
         ep = self.endpoint
         try:
             lit = ipaddress.ip_address(ep.host.strip("[]"))
-            infos: list[tuple[str, int]] = [
-                (str(lit), socket.AF_INET6 if lit.version == 6 else socket.AF_INET)
-            ]
+            infos: list[tuple[str, int]] = [(str(lit), socket.AF_INET6 if lit.version == 6 else socket.AF_INET)]
         except ValueError:
             try:
                 raw = await asyncio.wait_for(
-                    self.loop.getaddrinfo(
-                        ep.host, ep.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-                    ),
+                    self.loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
                     ep.timeout,
                 )
             except socket.gaierror as e:
-                raise self._fail(
-                    "resolve", ErrorKind.DNS, f"{ep.host} does not resolve ({e.strerror})"
-                ) from None
+                raise self._fail("resolve", ErrorKind.DNS, f"{ep.host} does not resolve ({e.strerror})") from None
             except TimeoutError:
                 raise self._fail("resolve", ErrorKind.DNS, f"resolving {ep.host} timed out") from None
             infos = []
@@ -788,9 +778,7 @@ class Connection:
             if r.code == 334:
                 r = await self._cmd("auth", base64.b64encode(user.encode()).decode("ascii"), shown=_REDACTED)
             if r.code == 334:
-                r = await self._cmd(
-                    "auth", base64.b64encode(password.encode()).decode("ascii"), shown=_REDACTED
-                )
+                r = await self._cmd("auth", base64.b64encode(password.encode()).decode("ascii"), shown=_REDACTED)
         elif "CRAM-MD5" in offered:
             mech = "CRAM-MD5"
             r = await self._cmd("auth", "AUTH CRAM-MD5")
@@ -1334,9 +1322,7 @@ class SmtpClient:
             state.alive -= 1
             if state.alive == 0 and queue:
                 # Nobody can deliver the rest: they share the last set-up failure.
-                last = state.failure or SmtpFailure(
-                    "connect", error=ErrorKind.DROPPED, detail="no connection"
-                )
+                last = state.failure or SmtpFailure("connect", error=ErrorKind.DROPPED, detail="no connection")
                 for i in queue:
                     txs[i].result = self._setup_result(last, txs[i].t0)
                 queue.clear()

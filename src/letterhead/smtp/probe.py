@@ -131,9 +131,7 @@ async def probe(endpoint: Endpoint, envelope: Envelope, *, greeting_timeout: flo
         return round((time.perf_counter() - mark[0]) * 1000.0, 1)
 
     try:
-        conn = await open_connection(
-            endpoint, pipelining=False, greeting_timeout=greeting_timeout, trace=trace
-        )
+        conn = await open_connection(endpoint, pipelining=False, greeting_timeout=greeting_timeout, trace=trace)
     except SmtpFailure as f:
         name = _step_name(f.stage, endpoint.security)
         ms = since_mark()
@@ -145,11 +143,7 @@ async def probe(endpoint: Endpoint, envelope: Envelope, *, greeting_timeout: flo
                 banner = await _plain_greeting(f.address[0], f.address[1], min(endpoint.timeout, 3.0))
                 if banner:
                     detail += f" (it greets in plain text: {banner[:80]})"
-        elif (
-            f.error == ErrorKind.GREETING_TIMEOUT
-            and endpoint.security is not Security.SSL
-            and f.address is not None
-        ):
+        elif f.error == ErrorKind.GREETING_TIMEOUT and endpoint.security is not Security.SSL and f.address is not None:
             version = await _answers_tls(
                 f.address[0], f.address[1], endpoint.host, min(endpoint.timeout, greeting_timeout)
             )
