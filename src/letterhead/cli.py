@@ -7,12 +7,15 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from letterhead.errors import LetterheadError
+
+if TYPE_CHECKING:
+    from letterhead.context import Context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Letterhead: tenant-branded notification email.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -30,7 +33,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _ctx():  # type: ignore[no-untyped-def]
+def _ctx() -> Context:
     from letterhead.context import Context
 
     return Context.create()

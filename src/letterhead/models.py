@@ -7,6 +7,7 @@ The ``messages`` table is both the outbox (the queue the worker leases from) and
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -54,14 +55,21 @@ def utcnow() -> datetime:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_id_lock = threading.Lock()
+_last_id = [0]
 
 
 def new_id(prefix: str) -> str:
     """A ULID-style id: 48-bit millisecond time + 80 random bits, Crockford base32, with a type prefix.
 
-    Time-ordered, so ``ORDER BY id DESC`` is newest first and cursors are just ids.
+    Time-ordered, so ``ORDER BY id DESC`` is newest first and cursors are just ids. Monotonic within a process
+    (the ULID spec's rule): ids made in the same millisecond increment, so a batch keeps its order.
     """
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    with _id_lock:
+        value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= _last_id[0]:
+            value = _last_id[0] + 1
+        _last_id[0] = value
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

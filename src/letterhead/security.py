@@ -119,6 +119,7 @@ class Signer:
     def unsign(self, purpose: str, token: str, *, max_age: int) -> object | None:
         """The payload, or None when the token is forged, garbled or older than ``max_age`` seconds."""
         try:
-            return self._serializer(purpose).loads(token, max_age=max_age)
+            payload: object = self._serializer(purpose).loads(token, max_age=max_age)
+            return payload
         except (BadSignature, SignatureExpired):
             return None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -15,6 +17,14 @@ from letterhead.delivery.worker import Worker
 from letterhead.devinbox import DevInbox
 
 log = logging.getLogger("letterhead")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops the API and the worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -33,14 +43,18 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
         log.info("development inbox: smtp://127.0.0.1:%d, shown at /dev/inbox", ctx.dev_inbox_port)
     app = create_app(ctx, dev_inbox=inbox)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we handle signals below
+    server = _Server(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     _install_signals(loop, stop)
     worker = Worker(ctx) if with_worker else None
     if worker is not None:
-        ctx.notify = lambda: loop.call_soon_threadsafe(worker.wakeup.set)
+        wakeup = worker.wakeup
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wakeup.set)
+
+        ctx.notify = notify
     tasks = [asyncio.create_task(server.serve())]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run()))

@@ -10,7 +10,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.types import ASGIApp
 
 from letterhead import __version__
-from letterhead.api import emails, messages, problems, smtp, tenants
+from letterhead.api import emails, messages, notifications, problems, smtp, tenants
 from letterhead.api.deps import KeyCache
 from letterhead.context import Context
 from letterhead.devinbox import DevInbox
@@ -50,7 +50,7 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
     # Batch requests may be larger than one email: allow a margin, the per-email limit is checked in the service.
     app.add_middleware(BodyLimit, limit=ctx.settings.max_payload_bytes * 4)
     problems.install(app)
-    for module in (tenants, emails, messages, smtp):
+    for module in (tenants, emails, messages, smtp, notifications):
         app.include_router(module.router)
 
     from letterhead.web import devinbox as devinbox_pages

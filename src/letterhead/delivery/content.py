@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from letterhead.models import MessageKind, Tenant
+from letterhead.notifications.templates import TemplateSource
 
 
 @dataclass(frozen=True)
@@ -15,19 +17,23 @@ class Content:
     text: str | None
 
 
-class ContentRenderer:
-    """Per-worker renderer; notification templates are compiled once and cached (see notifications.templates)."""
+def render_content(
+    row: Any,
+    tenant: Tenant,
+    overrides: Mapping[tuple[str, str, str], TemplateSource],
+    platform: Mapping[str, Any],
+) -> Content:
+    """Raises ``TemplateError`` when a tenant template cannot render this message's data."""
+    if row.kind == MessageKind.NOTIFICATION.value:
+        from letterhead.notifications.service import render_notification
 
-    def __init__(self) -> None:
-        self._notifications: Any = None
-
-    def render(self, row: Any, tenant: Tenant, overrides: dict[tuple[str, str], Any] | None = None) -> Content:
-        if row.kind == MessageKind.NOTIFICATION.value:
-            from letterhead.notifications.service import render_notification
-
-            rendered = render_notification(
-                event=row.event, locale=row.locale or tenant.locale, data=row.data or {}, tenant=tenant,
-                overrides=overrides or {},
-            )
-            return Content(rendered.subject, rendered.html, rendered.text)
-        return Content(row.subject or "", row.html, row.text)
+        rendered = render_notification(
+            event=row.event,
+            locale=row.locale or tenant.locale,
+            data=row.data or {},
+            tenant=tenant,
+            overrides=overrides,
+            platform=platform,
+        )
+        return Content(rendered.subject, rendered.html, rendered.text)
+    return Content(row.subject or "", row.html, row.text)

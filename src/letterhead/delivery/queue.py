@@ -21,9 +21,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from letterhead.context import Context
@@ -31,8 +31,8 @@ from letterhead.db import Database
 from letterhead.errors import Conflict
 from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_id, utcnow
 
-messages = Message.__table__
-attempts = Attempt.__table__
+messages = cast(Table, Message.__table__)
+attempts = cast(Table, Attempt.__table__)
 
 
 @dataclass

@@ -22,8 +22,8 @@ class RetryPolicy:
     def delay(self, attempt_count: int, rng: random.Random | None = None) -> float:
         """Seconds before the next try after ``attempt_count`` tries (1-based): base·2^(n-1), capped, jittered
         uniformly within [½, 1] of that ("equal jitter": never immediately, never later than the cap)."""
-        raw = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
-        return raw * (0.5 + 0.5 * (rng or random).random())
+        raw = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempt_count - 1))
+        return raw * (0.5 + 0.5 * float((rng or random).random()))
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ from sqlalchemy import select
 
 from letterhead.context import Context
 from letterhead.delivery import queue
-from letterhead.delivery.content import ContentRenderer
+from letterhead.delivery.content import render_content
 from letterhead.delivery.retry import RetryPolicy, decide_transient
+from letterhead.errors import TemplateError
 from letterhead.models import AttemptOutcome, MessageStatus, Tenant, utcnow
 from letterhead.notifications.compose import compose
-from letterhead.senders.resolve import Route, resolve_route_in
+from letterhead.senders.resolve import Route, default_route, resolve_route_in
 from letterhead.smtp.client import Envelope, Outcome, SendResult, SmtpClient
-from letterhead.smtp.diagnose import diagnose
+from letterhead.smtp.diagnose import Category, diagnose
 
 log = logging.getLogger("letterhead.worker")
 
@@ -48,7 +49,14 @@ class Prepared:
     route: Route
     envelope: Envelope | None
     message_id_header: str | None
-    started: float = 0.0
+    #: Set when the message cannot be composed (a tenant template that fails on this data): it fails.
+    error: TemplateError | None = None
+
+
+@dataclass
+class BatchInfo:
+    routes: dict[str, tuple[Tenant, Route]]
+    overrides: dict[tuple[str, str, str], Any]
 
 
 class Worker:
@@ -68,7 +76,7 @@ class Worker:
         self.batch_size = batch_size or s.worker_batch_size
         self.pipelines = pipelines or (2 if ctx.db.is_sqlite else s.worker_concurrency)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
-        self.renderer = ContentRenderer()
+        self.platform = {"name": s.platform_name, "url": s.public_url}
         self.wakeup = asyncio.Event()
         self._stopping = False
 
@@ -85,22 +93,39 @@ class Worker:
         )
         if not rows:
             return 0
-        routes = await asyncio.to_thread(self._routes, {r.tenant_id for r in rows})
-        prepared = [self._prepare(row, routes[row.tenant_id]) for row in rows]
+        info = await asyncio.to_thread(self._batch_info, rows)
+        prepared = [self._prepare(row, info) for row in rows]
         results = await self._send(prepared)
         await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
         return len(rows)
 
-    def _routes(self, tenant_ids: set[str]) -> dict[str, tuple[Tenant, Route]]:
-        with self.ctx.db.session() as s:
-            tenants = s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))
-            return {t.id: (t, resolve_route_in(self.ctx, s, t)) for t in tenants}
+    def _batch_info(self, rows: list[Any]) -> BatchInfo:
+        """Everything a batch needs from the database besides the messages: one query per kind, not per row."""
+        from letterhead.notifications.service import load_overrides
 
-    def _prepare(self, row: Any, tenant_route: tuple[Tenant, Route]) -> Prepared:
-        tenant, route = tenant_route
+        tenant_ids = {r.tenant_id for r in rows}
+        with self.ctx.db.session() as s:
+            tenants = list(s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))))
+            routes = {t.id: (t, resolve_route_in(self.ctx, s, t)) for t in tenants}
+            platform_routes = {t.id: (t, default_route(self.ctx, t)) for t in tenants}
+            overrides = (
+                load_overrides(s, sorted(tenant_ids)) if any(r.kind == "notification" for r in rows) else {}
+            )
+        # Verification mail always goes through the platform: it must reach an address that is not yet ours.
+        for r in rows:
+            if (r.options or {}).get("platform_route"):
+                routes[f"{r.tenant_id}\0platform"] = platform_routes[r.tenant_id]
+        return BatchInfo(routes, overrides)
+
+    def _prepare(self, row: Any, info: BatchInfo) -> Prepared:
+        key = f"{row.tenant_id}\0platform" if (row.options or {}).get("platform_route") else row.tenant_id
+        tenant, route = info.routes[key]
         if route.endpoint is None:
             return Prepared(row, route, None, None)
-        content = self.renderer.render(row, tenant)
+        try:
+            content = render_content(row, tenant, info.overrides, self.platform)
+        except TemplateError as exc:
+            return Prepared(row, route, None, None, error=exc)
         domain = route.from_addr.rpartition("@")[2] or "letterhead.invalid"
         mid = f"<{row.id.removeprefix('msg_').lower()}@{domain}>"
         data = compose(
@@ -122,7 +147,9 @@ class Worker:
         for p in prepared:
             group = groups[p.route.key]
             cap = p.route.capacity
-            if p.envelope is None or (cap is not None and len(group) >= cap):
+            if p.error is not None:
+                results.append(self._unrenderable(p))
+            elif p.envelope is None or (cap is not None and len(group) >= cap):
                 # Over the quota: never sent to be blocked; it waits for the window to reopen.
                 results.append(self._held(p))
             else:
@@ -151,7 +178,7 @@ class Worker:
             category = r.summary.get("category")
             if not route.config_id or not category or route.config_id in seen:
                 continue
-            cat = smtp_settings.Category(category)
+            cat = Category(category)
             if cat in smtp_settings.AUTH_CATEGORIES or cat in smtp_settings.QUOTA_CATEGORIES:
                 seen.add(route.config_id)
                 await asyncio.to_thread(
@@ -177,6 +204,17 @@ class Worker:
             "note": p.route.note,
             "message_id_header": p.message_id_header,
         }
+
+    def _unrenderable(self, p: Prepared) -> queue.Result:
+        assert p.error is not None
+        remedy = {
+            "en": f"The tenant's template for this event cannot render this message's data ({p.error.detail}). "
+            "Fix the template (Notifications → template editor; preview shows the error) or revert it to the default.",
+            "ja": f"このイベントのテンプレートでこのメッセージのデータを表示できません（{p.error.detail}）。"
+            "通知設定のテンプレート編集でプレビューを確認して修正するか、既定のテンプレートに戻してください。",
+        }
+        summary = self._summary(p) | {"category": "template_error", "remedy": remedy, "last_text": p.error.detail}
+        return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary)
 
     def _held(self, p: Prepared) -> queue.Result:
         now = utcnow()

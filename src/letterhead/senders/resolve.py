@@ -6,7 +6,7 @@ share a route share pooled connections.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -96,44 +96,44 @@ def resolve_route_in(ctx: Context, session: Session, tenant: Tenant) -> Route:
 def smtp_route(ctx: Context, session: Session, tenant: Tenant, cfg: SmtpConfig) -> Route:
     from letterhead.senders import smtp as smtp_settings
 
+    route = _smtp_base(ctx, cfg)
     if cfg.status == SmtpStatus.FAILING.value:
         category = (cfg.last_error or {}).get("category", "auth_failed")
         if cfg.fallback_to_default:
             return default_route(
                 ctx, tenant, note=f"Sent through the platform: the tenant's SMTP server is failing ({category})."
             )
-        base = _smtp_base(ctx, tenant, cfg)
-        return Route(
-            **{**base, "endpoint": None},
+        return replace(
+            route,
+            endpoint=None,
             hold_reason=f"Held: the SMTP settings are failing ({category}). Update the password and test again.",
-            hold_until=None,
         )
     now = utcnow()
     q = smtp_settings.quota(session, cfg, now)
-    base = _smtp_base(ctx, tenant, cfg)
     remaining = q.remaining
     if q.paused_until or remaining == 0:
-        until = smtp_settings.next_capacity_at(session, cfg, q, now)
-        return Route(
-            **{**base, "endpoint": None},
+        return replace(
+            route,
+            endpoint=None,
             hold_reason="Deferred: the provider's sending limit is reached; it resumes when the window reopens.",
-            hold_until=until,
+            hold_until=smtp_settings.next_capacity_at(session, cfg, q, now),
         )
-    until = smtp_settings.next_capacity_at(session, cfg, q, now) if remaining is not None else None
-    return Route(**base, capacity=remaining, hold_until=until)
+    if remaining is None:
+        return route
+    return replace(route, capacity=remaining, hold_until=smtp_settings.next_capacity_at(session, cfg, q, now))
 
 
-def _smtp_base(ctx: Context, tenant: Tenant, cfg: SmtpConfig) -> dict[str, object]:
+def _smtp_base(ctx: Context, cfg: SmtpConfig) -> Route:
     from letterhead.smtp.client import Endpoint, Security
 
     password = ctx.vault.decrypt(cfg.password_enc) if cfg.password_enc else None
-    return {
-        "key": f"smtp:{cfg.id}",
-        "mode": SenderMode.SMTP,
-        "from_addr": cfg.from_email,
-        "from_name": cfg.from_name,
-        "reply_to": cfg.reply_to,
-        "endpoint": Endpoint(
+    return Route(
+        key=f"smtp:{cfg.id}",
+        mode=SenderMode.SMTP,
+        from_addr=cfg.from_email,
+        from_name=cfg.from_name,
+        reply_to=cfg.reply_to,
+        endpoint=Endpoint(
             host=cfg.host,
             port=cfg.port,
             security=Security(cfg.security),
@@ -144,6 +144,6 @@ def _smtp_base(ctx: Context, tenant: Tenant, cfg: SmtpConfig) -> dict[str, objec
             max_connections=cfg.max_connections,
             allow_private=ctx.settings.allow_private_smtp_hosts,
         ),
-        "transport": f"smtp {cfg.host}:{cfg.port} ({cfg.security})",
-        "config_id": cfg.id,
-    }
+        transport=f"smtp {cfg.host}:{cfg.port} ({cfg.security})",
+        config_id=cfg.id,
+    )

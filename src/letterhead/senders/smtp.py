@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
 from letterhead.addresses import check_header_text, normalize_email
 from letterhead.context import Context
@@ -360,9 +360,10 @@ def save(ctx: Context, *, tenant: Tenant, settings: SmtpSettings, proof: str | N
 
 def remove(ctx: Context, *, tenant: Tenant) -> None:
     with ctx.db.session() as s:
-        deleted = s.execute(delete(SmtpConfig).where(SmtpConfig.tenant_id == tenant.id)).rowcount
-        if not deleted:
+        cfg = s.scalar(select(SmtpConfig).where(SmtpConfig.tenant_id == tenant.id))
+        if cfg is None:
             raise NotFound("This tenant has no SMTP settings.")
+        s.delete(cfg)
         t = s.get(Tenant, tenant.id)
         if t is not None and t.mode == SenderMode.SMTP.value:
             from letterhead.senders.settings import fallback_mode

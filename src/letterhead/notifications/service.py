@@ -1,0 +1,268 @@
+"""Notifications: platform events → the tenant's template in the recipient's locale → the outbox.
+
+Data is validated against the event's schema when the platform posts it (422 naming each bad field); rendering
+happens in the worker at send time, from templates compiled once and cached (see templates.py), so accepting a
+batch of 1,000 costs one INSERT and no rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from letterhead.addresses import normalize_email
+from letterhead.context import Context
+from letterhead.delivery.queue import Accepted, NewMessage, enqueue_many
+from letterhead.errors import InvalidInput, NotFound
+from letterhead.models import MessageKind, Tenant, TenantEvent, TenantTemplate, utcnow
+from letterhead.notifications.events import EVENTS, get_event, validate_data
+from letterhead.notifications.templates import (
+    Rendered,
+    TemplateSource,
+    build_context,
+    check_source,
+    compile_source,
+    default_source,
+)
+from letterhead.tenants import LOCALES
+
+MAX_BATCH = 1000
+
+
+def tenant_view(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "contact_email": tenant.contact_email,
+        "brand_color": tenant.brand_color,
+        "logo_url": tenant.logo_url,
+        "timezone": tenant.timezone,
+    }
+
+
+def platform_view(ctx: Context) -> dict[str, Any]:
+    return {"name": ctx.settings.platform_name, "url": ctx.settings.public_url}
+
+
+def _locale(value: str | None, field: str = "locale") -> str | None:
+    if value is None:
+        return None
+    if value not in LOCALES:
+        raise InvalidInput("locale must be 'ja' or 'en'.", errors=[{"field": field, "message": "unsupported locale"}])
+    return value
+
+
+# --- accepting ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationIn:
+    event: str
+    to: str | Mapping[str, Any]
+    data: Any
+    locale: str | None = None
+    idempotency_key: str | None = None
+
+
+def _disabled_events(session: Session, tenant_id: str) -> set[str]:
+    rows = session.scalars(
+        select(TenantEvent.event).where(TenantEvent.tenant_id == tenant_id, TenantEvent.enabled.is_(False))
+    )
+    return set(rows)
+
+
+def _prepare(item: NotificationIn, tenant: Tenant, prefix: str) -> NewMessage:
+    event = get_event(item.event)
+    to_locale = None
+    if isinstance(item.to, Mapping):
+        address = str(item.to.get("email") or "")
+        to_locale = _locale(item.to.get("locale"), f"{prefix}to.locale")
+    else:
+        address = str(item.to)
+    recipient = normalize_email(address, field=f"{prefix}to")
+    locale = to_locale or _locale(item.locale, f"{prefix}locale") or tenant.locale
+    try:
+        validate_data(event, item.data)
+    except InvalidInput as exc:
+        errors = [{**e, "field": prefix + e["field"]} for e in exc.errors]
+        raise InvalidInput(exc.detail, errors=errors) from None
+    return NewMessage(
+        tenant_id=tenant.id,
+        kind=MessageKind.NOTIFICATION,
+        to=[recipient],
+        event=event.name,
+        locale=locale,
+        data=dict(item.data),
+        idempotency_key=item.idempotency_key,
+        request_fingerprint={"event": event.name, "to": recipient, "locale": locale, "data": item.data},
+    )
+
+
+def accept(ctx: Context, *, tenant: Tenant, items: Sequence[NotificationIn]) -> list[Accepted | None]:
+    """Validate and queue notifications in one transaction. ``None`` in the result: the event is switched off
+    for this tenant (nothing is queued). Any invalid item refuses the whole batch."""
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(
+            f"A batch holds at most {MAX_BATCH} notifications; split it.",
+            errors=[{"field": "notifications", "message": f"at most {MAX_BATCH}"}],
+        )
+    batch = len(items) > 1
+    prepared: list[NewMessage | None] = []
+    with ctx.db.session() as s:
+        disabled = _disabled_events(s, tenant.id)
+    errors: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        prefix = f"notifications[{i}]." if batch else ""
+        try:
+            msg = _prepare(item, tenant, prefix)
+        except NotFound as exc:
+            errors.append({"field": f"{prefix}event", "message": exc.detail})
+            continue
+        except InvalidInput as exc:
+            errors += exc.errors
+            continue
+        prepared.append(None if msg.event in disabled else msg)
+    if errors:
+        raise InvalidInput("Some notifications are not valid: " + ", ".join(e["field"] for e in errors[:10]),
+                           errors=errors)
+    accepted = iter(enqueue_many(ctx, [m for m in prepared if m is not None]))
+    out = [None if m is None else next(accepted) for m in prepared]
+    if ctx.notify and any(out):
+        ctx.notify()
+    return out
+
+
+# --- templates -------------------------------------------------------------------------------------------------
+
+
+def _check_event_locale(event: str, locale: str) -> None:
+    get_event(event)
+    _locale(locale)
+
+
+def stored_source(session: Session, tenant_id: str, event: str, locale: str) -> TemplateSource | None:
+    row = session.get(TenantTemplate, (tenant_id, event, locale))
+    return TemplateSource(row.subject, row.html, row.text) if row else None
+
+
+def list_events(ctx: Context, *, tenant: Tenant, locale: str = "en") -> list[dict[str, Any]]:
+    with ctx.db.session() as s:
+        disabled = _disabled_events(s, tenant.id)
+        rows = s.execute(
+            select(TenantTemplate.event, TenantTemplate.locale).where(TenantTemplate.tenant_id == tenant.id)
+        ).all()
+        overridden = {(r.event, r.locale) for r in rows}
+    return [
+        {
+            "name": e.name,
+            "description": e.description_ja if locale == "ja" else e.description,
+            "enabled": e.name not in disabled,
+            "customized": {loc: (e.name, loc) in overridden for loc in LOCALES},
+        }
+        for e in EVENTS.values()
+    ]
+
+
+def set_enabled(ctx: Context, *, tenant: Tenant, event: str, enabled: bool) -> None:
+    get_event(event)
+    with ctx.db.session() as s:
+        row = s.get(TenantEvent, (tenant.id, event))
+        if row is None:
+            s.add(TenantEvent(tenant_id=tenant.id, event=event, enabled=enabled))
+        else:
+            row.enabled = enabled
+
+
+def get_template(ctx: Context, *, tenant: Tenant, event: str, locale: str) -> dict[str, Any]:
+    _check_event_locale(event, locale)
+    with ctx.db.session() as s:
+        src = stored_source(s, tenant.id, event, locale)
+    custom = src is not None
+    src = src or default_source(event, locale)
+    return {"event": event, "locale": locale, "subject": src.subject, "html": src.html, "text": src.text,
+            "customized": custom}
+
+
+def _check(ctx: Context, tenant: Tenant, event: str, locale: str, src: TemplateSource,
+           data: Mapping[str, Any] | None = None) -> Rendered:
+    if data is None:
+        data = get_event(event).example
+    else:
+        validate_data(get_event(event), data)
+    context = build_context(data=data, tenant=tenant_view(tenant), locale=locale, platform=platform_view(ctx))
+    return check_source(src, sample_context=context)
+
+
+def save_template(
+    ctx: Context, *, tenant: Tenant, event: str, locale: str, subject: str, html: str, text: str | None
+) -> dict[str, Any]:
+    """Save an override after it compiled and rendered with the event's example (422 with line numbers if not)."""
+    _check_event_locale(event, locale)
+    src = TemplateSource(subject, html, text or None)
+    _check(ctx, tenant, event, locale, src)
+    with ctx.db.session() as s:
+        row = s.get(TenantTemplate, (tenant.id, event, locale))
+        if row is None:
+            s.add(TenantTemplate(tenant_id=tenant.id, event=event, locale=locale, subject=subject, html=html,
+                                 text=text or None, updated_at=utcnow()))
+        else:
+            row.subject, row.html, row.text, row.updated_at = subject, html, text or None, utcnow()
+    return get_template(ctx, tenant=tenant, event=event, locale=locale)
+
+
+def revert_template(ctx: Context, *, tenant: Tenant, event: str, locale: str) -> None:
+    _check_event_locale(event, locale)
+    with ctx.db.session() as s:
+        row = s.get(TenantTemplate, (tenant.id, event, locale))
+        if row is not None:
+            s.delete(row)
+
+
+def preview(
+    ctx: Context,
+    *,
+    tenant: Tenant,
+    event: str,
+    locale: str,
+    data: Mapping[str, Any] | None = None,
+    subject: str | None = None,
+    html: str | None = None,
+    text: str | None = None,
+) -> dict[str, Any]:
+    """Render without sending: the given (unsaved) source, else the tenant's, else the default."""
+    _check_event_locale(event, locale)
+    if subject is not None and html is not None:
+        src = TemplateSource(subject, html, text or None)
+    else:
+        with ctx.db.session() as s:
+            src = stored_source(s, tenant.id, event, locale) or default_source(event, locale)
+    rendered = _check(ctx, tenant, event, locale, src, data)
+    return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+
+
+# --- rendering at send time ------------------------------------------------------------------------------------
+
+
+def render_notification(
+    *,
+    event: str,
+    locale: str,
+    data: Mapping[str, Any],
+    tenant: Tenant,
+    overrides: Mapping[tuple[str, str, str], TemplateSource],
+    platform: Mapping[str, Any] | None = None,
+) -> Rendered:
+    """Render one notification (worker hot path: compiled templates come from the cache)."""
+    src = overrides.get((tenant.id, event, locale)) or default_source(event, locale)
+    compiled = compile_source(src)
+    context = build_context(data=data, tenant=tenant_view(tenant), locale=locale, platform=platform)
+    return compiled.render(context)
+
+
+def load_overrides(session: Session, tenant_ids: Sequence[str]) -> dict[tuple[str, str, str], TemplateSource]:
+    rows = session.scalars(select(TenantTemplate).where(TenantTemplate.tenant_id.in_(list(tenant_ids))))
+    return {(r.tenant_id, r.event, r.locale): TemplateSource(r.subject, r.html, r.text) for r in rows}
