@@ -49,6 +49,8 @@ def _fail(exc: LetterheadError, code: int = 1) -> typer.Exit:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosmtpd (the development inbox) logs every connection at INFO: keep the console readable.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -17,6 +17,8 @@ from letterhead.notifications.compose import compose
 from letterhead.plans import Feature, Plans
 from letterhead.security import Signer, Vault, generate_api_key, split_api_key
 from letterhead.settings import PlatformTransport, Settings, ensure_keys
+from letterhead.smtp.diagnose import Category
+from letterhead.smtp.reply import ErrorKind
 
 
 def test_stored_enum_values_are_pinned() -> None:
@@ -26,6 +28,17 @@ def test_stored_enum_values_are_pinned() -> None:
     assert [m.value for m in SenderMode] == ["default", "branded", "smtp"]
     assert [o.value for o in AttemptOutcome] == ["sent", "transient", "permanent", "held", "expired"]
     assert [s.value for s in ApiKeyScope] == ["platform", "tenant"]
+    assert ErrorKind.ALL == (
+        "dns_failed", "private_address", "connection_refused", "timeout", "greeting_timeout", "connection_dropped",
+        "tls_wrong_version", "tls_handshake_failed", "tls_certificate", "starttls_unsupported", "auth_unsupported",
+        "protocol_error",
+    )
+    assert [c.value for c in Category] == [
+        "auth_failed", "app_password_required", "auth_method_disabled", "tls_required", "tls_mismatch",
+        "sender_not_allowed", "sender_unverified", "quota_exceeded", "rate_limited", "temporary_failure",
+        "recipient_rejected", "message_rejected_policy", "message_too_large", "account_suspended",
+        "connection_failed", "other",
+    ]
 
 
 def test_ids_are_time_ordered() -> None:
