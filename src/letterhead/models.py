@@ -317,3 +317,46 @@ class TenantEvent(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     event: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(default=True)
+
+
+class VerificationStatus(StrEnum):
+    """Stored values are pinned by tests; never rename a value."""
+
+    PENDING = "pending"  # sent, waiting for the "Verify email" button (expiry is derived from expires_at)
+    VERIFIED = "verified"  # the button was pressed: the token is used up
+    SUPERSEDED = "superseded"  # a resend or a newer address voided this link
+
+
+class BrandedSender(Base):
+    """A tenant's verified branded sender address (SPEC §2.2). Pending verifications live in
+    ``sender_verifications``: the verified address stays in use while a new one is pending."""
+
+    __tablename__ = "branded_senders"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    #: Display name; None: the tenant's name.
+    name: Mapped[str | None] = mapped_column(String(200))
+    verified_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SenderVerification(Base):
+    """One verification email (first send or resend). The rows also count sends for the rate limits."""
+
+    __tablename__ = "sender_verifications"
+    __table_args__ = (Index("ix_sender_verifications_tenant", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("sv_"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    #: sha256 of the token in the link; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=VerificationStatus.PENDING.value)
+    #: When the email was queued (the rate limits count these).
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    #: The verification email in the log.
+    message_id: Mapped[str | None] = mapped_column(String(32))

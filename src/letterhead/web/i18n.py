@@ -1,0 +1,531 @@
+"""The web UI's words in Japanese and English.
+
+Labels follow the Japanese help article (``shared/seed``): メール設定, カスタムメール設定, メールログ, テストメールを送信,
+確認メールを送信, メールを確認, 確認メールを再送信, 保存. Every failure message names the cause and the next step.
+The language comes from the ``lh_lang`` cookie (the switch in the header), else from Accept-Language, else ja.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGS = ("ja", "en")
+DEFAULT_LANG = "ja"
+LANG_COOKIE = "lh_lang"
+
+# key: (en, ja)
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # --- frame -------------------------------------------------------------------------------------------------
+    "app.tagline": ("Notification email under your own name", "あなたの名前で届く通知メール"),
+    "nav.email_settings": ("Email settings", "メール設定"),
+    "nav.smtp": ("Custom email settings", "カスタムメール設定"),
+    "nav.email_auth": ("Email authentication", "メール認証"),
+    "nav.logs": ("Email logs", "メールログ"),
+    "nav.notifications": ("Notifications", "通知"),
+    "nav.switch_tenant": ("Switch tenant", "テナントを切り替え"),
+    "nav.sign_out": ("Sign out", "ログアウト"),
+    "nav.language": ("Language", "言語"),
+    "nav.main": ("Main", "メイン"),
+    "nav.signed_in_as": ("Signed in as {email}", "{email} でログイン中"),
+    "role.owner": ("Owner", "オーナー"),
+    "role.admin": ("Admin", "管理者"),
+    "role.viewer": ("Viewer", "閲覧者"),
+    "role.platform_admin": ("Platform admin", "プラットフォーム管理者"),
+    "common.view_only": (
+        "You have view-only access (viewer): you can look at everything here, but only an owner or admin of this "
+        "tenant can change it.",
+        "閲覧のみの権限（閲覧者）です。内容は確認できますが、変更はこのテナントのオーナーまたは管理者に依頼してください。",
+    ),
+    "common.optional": ("optional", "任意"),
+    "common.yes": ("Yes", "はい"),
+    "common.no": ("No", "いいえ"),
+    "common.none": ("—", "—"),
+    "common.skip": ("Skip to content", "本文へ移動"),
+    # --- sign-in -----------------------------------------------------------------------------------------------
+    "login.title": ("Sign in", "ログイン"),
+    "login.email": ("Email address", "メールアドレス"),
+    "login.password": ("Password", "パスワード"),
+    "login.submit": ("Sign in", "ログイン"),
+    "login.failed": (
+        "The email address or password is not correct. Check both and try again; if you have not set a password "
+        "yet, open the set-password link you were given.",
+        "メールアドレスまたはパスワードが正しくありません。両方を確認してもう一度お試しください。パスワードをまだ設定していない場合は、"
+        "受け取ったパスワード設定リンクを開いてください。",
+    ),
+    "login.rate_limited": (
+        "Too many failed sign-ins for this email address. Wait {wait} and try again; if you forgot the password, "
+        "ask an admin for a new set-password link.",
+        "ログインの失敗が多すぎます。{wait}後にもう一度お試しください。パスワードを忘れた場合は、管理者に新しいパスワード設定リンクを"
+        "依頼してください。",
+    ),
+    "login.no_account": (
+        "No account yet? The operator creates one with “letterhead user create” and gives you a one-time link to "
+        "set your password.",
+        "アカウントをお持ちでない場合は、運営者が「letterhead user create」で作成し、パスワードを設定するための一回限りのリンクを"
+        "お渡しします。",
+    ),
+    "login.signed_out": ("You are signed out.", "ログアウトしました。"),
+    "wait.min_sec": ("{m} min {s} s", "{m} 分 {s} 秒"),
+    "wait.sec": ("{s} s", "{s} 秒"),
+    # --- set password ------------------------------------------------------------------------------------------
+    "setpw.title": ("Set your password", "パスワードを設定"),
+    "setpw.for": ("Account: {email}", "アカウント: {email}"),
+    "setpw.password": ("New password (at least 10 characters)", "新しいパスワード（10 文字以上）"),
+    "setpw.password2": ("Repeat the password", "パスワード（確認）"),
+    "setpw.submit": ("Set password and sign in", "パスワードを設定してログイン"),
+    "setpw.invalid": (
+        "This link is unknown, already used or expired (links last 72 hours). Ask an admin for a new one "
+        "(letterhead user reset).",
+        "このリンクは無効、使用済み、または期限切れです（有効期間は 72 時間）。管理者に新しいリンクを依頼してください"
+        "（letterhead user reset）。",
+    ),
+    "setpw.mismatch": (
+        "The two passwords differ. Type the same password in both fields.",
+        "2 つのパスワードが一致しません。両方の欄に同じパスワードを入力してください。",
+    ),
+    "setpw.rules": (
+        "The password must have 10 to 1000 characters. A phrase of several words is long and easy to remember.",
+        "パスワードは 10〜1000 文字にしてください。複数の単語を組み合わせた文は、長くても覚えやすくなります。",
+    ),
+    # --- errors ------------------------------------------------------------------------------------------------
+    "error.title": ("Something went wrong", "エラーが発生しました"),
+    "error.not_found_title": ("Page not found", "ページが見つかりません"),
+    "error.not_found": (
+        "This page does not exist, or your account cannot open it. Check the address, or go back to the start page.",
+        "このページは存在しないか、このアカウントでは開けません。アドレスを確認するか、トップページに戻ってください。",
+    ),
+    "error.no_tenant": (
+        "There is no tenant “{tenant}” for your account. Use the address your admin gave you, or sign in with the "
+        "account of that tenant.",
+        "このアカウントで利用できるテナント「{tenant}」はありません。管理者から案内されたアドレスを使うか、そのテナントの"
+        "アカウントでログインしてください。",
+    ),
+    "error.no_message": (
+        "There is no email “{id}” in this tenant's log. Go back to the email log and open it from the list.",
+        "このテナントのメールログにメール「{id}」はありません。メールログに戻り、一覧から開いてください。",
+    ),
+    "error.csrf_title": ("The form has expired", "フォームの有効期限が切れました"),
+    "error.csrf": (
+        "This form has expired or was opened in another session, so nothing was changed. Reload the page and "
+        "submit it again (cookies must be enabled for this site).",
+        "フォームの有効期限が切れたか、別のセッションで開かれたため、何も変更されていません。ページを再読み込みして、もう一度送信して"
+        "ください（このサイトの Cookie を有効にしてください）。",
+    ),
+    "error.forbidden_title": ("Not allowed", "権限がありません"),
+    "error.viewer": (
+        "Your role (viewer) can look but not change settings, so nothing was changed. Ask an owner or admin of "
+        "this tenant to make the change.",
+        "閲覧者の権限では設定を変更できないため、何も変更されていません。このテナントのオーナーまたは管理者に変更を依頼してください。",
+    ),
+    "error.platform_only": (
+        "Only platform admins can list every tenant. Open your own tenant's pages from the start page.",
+        "すべてのテナントの一覧はプラットフォーム管理者のみが表示できます。トップページから自分のテナントを開いてください。",
+    ),
+    "error.home": ("Go to the start page", "トップページへ"),
+    "error.server": (
+        "An unexpected error happened and nothing was changed. Try again in a moment; if it keeps happening, send "
+        "the time and page address to the operator.",
+        "予期しないエラーが発生したため、何も変更されていません。しばらくしてからもう一度お試しください。繰り返し発生する場合は、"
+        "日時とページのアドレスを運営者にお知らせください。",
+    ),
+    "error.config": (
+        "The server's configuration prevents this: {detail} Ask the operator to fix it.",
+        "サーバーの設定に問題があるため実行できません: {detail} 運営者に修正を依頼してください。",
+    ),
+    # --- plans -------------------------------------------------------------------------------------------------
+    "plan.upgrade_title": ("Available on a higher plan", "上位プランで利用できます"),
+    "plan.upgrade": (
+        "{feature} is available on the “{required}” plan. Your plan is “{current}”: contact {platform} to upgrade.",
+        "{feature}は「{required}」プラン以上で利用できます。現在のプランは「{current}」です。アップグレードについては {platform} に"
+        "お問い合わせください。",
+    ),
+    "plan.none": (
+        "{feature} is not included in any plan of {platform}.",
+        "{feature}は {platform} のどのプランにも含まれていません。",
+    ),
+    "feature.smtp": ("Sending through your own SMTP server", "独自の SMTP サーバーからの送信"),
+    "feature.branded": ("Sending from your own verified address", "確認済みの独自アドレスからの送信"),
+    # --- email settings ----------------------------------------------------------------------------------------
+    "es.title": ("Email settings", "メール設定"),
+    "es.intro": (
+        "Choose how your notification email goes out. There are three ways:",
+        "通知メールの送信方法を選びます。次の 3 つの方法があります。",
+    ),
+    "mode.default": ("Default", "標準"),
+    "mode.branded": ("Branded", "ブランド"),
+    "mode.smtp": ("SMTP", "SMTP"),
+    "es.pref.default": ("Least preferred", "あまり好ましくない"),
+    "es.pref.branded": ("Better", "推奨"),
+    "es.pref.smtp": ("Most preferred", "最も推奨"),
+    "es.desc.default": (
+        "Sent from {platform}'s address with the standard sender name.",
+        "{platform} のアドレスと標準の送信者名で送信します。",
+    ),
+    "es.desc.branded": (
+        "Sent from your own verified email address through {platform}.",
+        "確認済みのあなたのメールアドレスから、{platform} 経由で送信します。",
+    ),
+    "es.desc.smtp": (
+        "Sent from your address through your own mail server (Gmail, Microsoft 365 or any SMTP server): blocked "
+        "domains are under your control and your sender score improves.",
+        "あなたのアドレスから、独自のメールサーバー（Gmail、Microsoft 365、任意の SMTP サーバー）で送信します。ブロックされた"
+        "ドメインを管理し、送信者スコアを上げることができます。",
+    ),
+    "es.active": ("In use", "使用中"),
+    "es.use": ("Use this method", "この方法を使う"),
+    "es.effective": ("Your email goes out as", "現在の送信元"),
+    "es.from": ("From", "送信者 (From)"),
+    "es.reply_to": ("Reply-To", "返信先 (Reply-To)"),
+    "es.transport": ("Sent through", "送信経路"),
+    "es.note": ("Note", "注記"),
+    "es.held": ("On hold", "送信保留中"),
+    "es.smtp.not_configured": ("Not set up yet", "未設定"),
+    "es.smtp.configured": ("{host} · {from_email}", "{host} · {from_email}"),
+    "es.branded.none": ("No verified address yet", "確認済みのアドレスはまだありません"),
+    "es.branded.verified": ("Verified: {address}", "確認済み: {address}"),
+    "es.branded.pending": ("Waiting for verification: {address}", "確認待ち: {address}"),
+    "status.smtp.untested": ("Not tested", "未テスト"),
+    "status.smtp.active": ("Working", "正常"),
+    "status.smtp.failing": ("Failing", "送信エラー"),
+    "es.need_smtp": (
+        "To use SMTP, first save SMTP settings that passed a test email (Custom email settings).",
+        "SMTP を使うには、先にカスタムメール設定でテストメールに成功した SMTP 設定を保存してください。",
+    ),
+    "es.need_branded": (
+        "To use the branded method, first verify a sender address (Email authentication → Send verification email).",
+        "ブランドの方法を使うには、先に送信者アドレスを確認してください（メール認証 → 確認メールを送信）。",
+    ),
+    "notice.mode_changed": ("Saved: your email now goes out with the “{mode}” method.",
+                            "保存しました。メールは「{mode}」の方法で送信されます。"),
+    "notice.smtp_saved": (
+        "Saved. The settings passed a test email and are stored; the password is encrypted.",
+        "保存しました。テストメールに成功した設定を保存しました（パスワードは暗号化されています）。",
+    ),
+    "notice.smtp_saved_active": (
+        "Saved. Your email now goes out through your own SMTP server.",
+        "保存しました。メールはあなたの SMTP サーバーから送信されます。",
+    ),
+    "notice.smtp_removed": (
+        "The SMTP settings were removed. Your email goes out with the default or branded method again.",
+        "SMTP 設定を削除しました。メールは標準またはブランドの方法で送信されます。",
+    ),
+    # --- custom SMTP -------------------------------------------------------------------------------------------
+    "smtp.title": ("Custom email settings", "カスタムメール設定"),
+    "smtp.intro": (
+        "Send through your own mail server. These details can only be saved after a test email has been sent; "
+        "until then the Save button is disabled.",
+        "独自のメールサーバーから送信します。これらの詳細は、テストメールを送信した後にのみ保存できます。それまでは、[保存] "
+        "ボタンは無効になります。",
+    ),
+    "smtp.choose_provider": ("1. Choose your provider", "1. プロバイダーを選択"),
+    "smtp.enter_settings": ("2. Enter the settings", "2. 設定を入力"),
+    "smtp.test_and_save": ("3. Send a test email, then save", "3. テストメールを送信して保存"),
+    "smtp.driver": ("Driver", "ドライバー"),
+    "smtp.preset": ("Provider", "プロバイダー"),
+    "smtp.preset_apply": ("Apply", "適用"),
+    "smtp.preset.custom": ("Other SMTP server", "その他の SMTP サーバー"),
+    "smtp.steps_title": ("Steps for {name}", "{name} の設定手順"),
+    "smtp.docs": ("Provider documentation", "プロバイダーのドキュメント"),
+    "smtp.limits": ("Default limits: {daily} a day, {minute} a minute", "既定の上限: 1 日 {daily} 通、1 分 {minute} 通"),
+    "smtp.limit_unknown": ("depends on your plan", "プランにより異なる"),
+    "smtp.host": ("Outgoing server (host)", "送信サーバー"),
+    "smtp.port": ("Port", "ポート"),
+    "smtp.security": ("Encryption type", "暗号化タイプ"),
+    "smtp.security.ssl": ("SSL (implicit TLS, port 465)", "SSL（ポート 465 で使用）"),
+    "smtp.security.starttls": ("TLS (STARTTLS, port 587)", "TLS（STARTTLS、ポート 587 で使用）"),
+    "smtp.security.none": ("None (not encrypted)", "なし（暗号化しない）"),
+    "smtp.security_hint": (
+        "Use SSL with port 465 and TLS (STARTTLS) with port 587.",
+        "ポート 465 を使用する場合は SSL を、ポート 587 を使用する場合は TLS を使用してください。",
+    ),
+    "smtp.username": ("Username", "ユーザー名"),
+    "smtp.password": ("Password", "パスワード"),
+    "smtp.password_hint": (
+        "For Gmail and Microsoft 365 with 2-step verification: the generated app password.",
+        "Gmail や 2 段階認証を使う Microsoft 365 の場合は、生成したアプリパスワードを入力します。",
+    ),
+    "smtp.password_kept": (
+        "A password is saved; leave empty to keep it.",
+        "パスワードは保存済みです。変更しない場合は空欄のままにしてください。",
+    ),
+    "smtp.password_sealed": (
+        "The password you just tested is kept (encrypted) for saving; leave empty to keep it.",
+        "テストしたパスワードは保存用に（暗号化して）保持しています。変更しない場合は空欄のままにしてください。",
+    ),
+    "smtp.from_email": ("From email address", "送信者メールアドレス"),
+    "smtp.from_name": ("From name", "送信者名"),
+    "smtp.reply_to": ("Reply-To address", "返信先アドレス"),
+    "smtp.daily_limit": ("Daily sending limit", "1 日の送信上限"),
+    "smtp.per_minute_limit": ("Per-minute limit", "1 分あたりの送信上限"),
+    "smtp.limit_hint": ("Empty: the provider's default.", "空欄の場合はプロバイダーの既定値を使います。"),
+    "smtp.advanced": ("More options", "詳細設定"),
+    "smtp.verify_tls": (
+        "Verify the server's TLS certificate (turn off only for a server with its own private certificate authority)",
+        "サーバーの TLS 証明書を検証する（独自の認証局を使うサーバーの場合のみオフにしてください）",
+    ),
+    "smtp.fallback": (
+        "If this server stops working, send through {platform} instead of holding the mail",
+        "このサーバーで送信できなくなった場合、メールを保留せずに {platform} 経由で送信する",
+    ),
+    "smtp.activate": ("Send all email through this server after saving", "保存後、すべてのメールをこのサーバーから送信する"),
+    "smtp.to": ("Send the test email to", "テストメールの送信先"),
+    "smtp.send_test": ("Send test email", "テストメールを送信"),
+    "smtp.sending": ("Sending the test email…", "テストメールを送信しています…"),
+    "smtp.save": ("Save", "保存"),
+    "smtp.save_hint": (
+        "Save becomes available once a test email has succeeded with exactly these values.",
+        "この内容でテストメールの送信に成功すると、[保存] ボタンが有効になります。",
+    ),
+    "smtp.save_ready": ("The test passed: you can save these settings now.", "テストに成功しました。この設定を保存できます。"),
+    "smtp.edited": (
+        "A setting changed, so Save is disabled again: send a test email with the new values.",
+        "設定が変更されたため、[保存] ボタンは再び無効になりました。新しい内容でテストメールを送信してください。",
+    ),
+    "smtp.save_refused": (
+        "Not saved: these exact settings have not passed a test email in the last 30 minutes. Send a test email, "
+        "then press Save without changing anything.",
+        "保存できませんでした。この内容でのテストメールの成功が確認できません（30 分以内）。テストメールを送信し、内容を変更せずに "
+        "[保存] を押してください。",
+    ),
+    "smtp.invalid": (
+        "Some settings are not valid, so nothing was sent or saved. Correct the marked fields and try again.",
+        "入力内容に誤りがあるため、送信も保存もしていません。印の付いた項目を修正して、もう一度お試しください。",
+    ),
+    "smtp.current": ("Current settings", "現在の設定"),
+    "smtp.status": ("Status", "状態"),
+    "smtp.last_tested": ("Last successful test", "最後に成功したテスト"),
+    "smtp.quota": ("Remaining today", "本日の残り送信数"),
+    "smtp.quota_value": ("{remaining} of {limit}", "{limit} 通中 {remaining} 通"),
+    "smtp.quota_none": ("No daily limit", "1 日の上限なし"),
+    "smtp.paused": (
+        "The provider reported a sending limit, so sending is paused until {until}. The mail waits and goes out then; "
+        "nothing is lost.",
+        "プロバイダーから送信上限に達したとの応答があったため、{until} まで送信を一時停止しています。メールは待機し、その後に"
+        "送信されます（失われることはありません）。",
+    ),
+    "smtp.failing_title": ("Sending through your server has stopped", "あなたのサーバーからの送信が停止しています"),
+    "smtp.failing_held": (
+        "Your email is held (not lost) until you enter working settings below and save them after a test email.",
+        "メールは保留されています（失われません）。下の設定を修正し、テストメールに成功してから保存すると送信が再開されます。",
+    ),
+    "smtp.failing_fallback": (
+        "Meanwhile your email goes out through {platform}. Fix the settings below to send from your server again.",
+        "その間、メールは {platform} 経由で送信されます。下の設定を修正すると、再びあなたのサーバーから送信されます。",
+    ),
+    "smtp.remove": ("Remove SMTP settings", "SMTP 設定を削除"),
+    "smtp.remove_hint": (
+        "Your email then goes out with the default or branded method.",
+        "削除すると、メールは標準またはブランドの方法で送信されます。",
+    ),
+    "smtp.not_configured": ("No SMTP settings saved yet.", "SMTP 設定はまだ保存されていません。"),
+    # --- test result -------------------------------------------------------------------------------------------
+    "result.title": ("Test result", "テスト結果"),
+    "result.ok": ("Test email sent", "テストメールを送信しました"),
+    "result.ok_detail": (
+        "Every step passed. Check the inbox of {to}, then press Save.",
+        "すべての手順に成功しました。{to} の受信箱を確認してから、[保存] を押してください。",
+    ),
+    "result.failed": ("The test email could not be sent", "テストメールを送信できませんでした"),
+    "result.category": ("Cause", "原因"),
+    "result.remedy": ("What to do", "対処方法"),
+    "result.reply": ("Server reply", "サーバーの応答"),
+    "result.suggested": ("Try port {port} with {security}.", "ポート {port}、暗号化タイプ {security} をお試しください。"),
+    "result.warning": ("Note", "注記"),
+    "result.in_log": ("Open this test in the email log", "メールログでこのテストを確認"),
+    "result.steps": ("Steps", "手順"),
+    "step.resolve": ("Resolve the host name", "ホスト名の解決"),
+    "step.connect": ("Connect", "接続"),
+    "step.tls": ("TLS encryption", "TLS 暗号化"),
+    "step.ehlo": ("Greeting (EHLO)", "挨拶 (EHLO)"),
+    "step.auth": ("Sign in (AUTH)", "認証 (AUTH)"),
+    "step.mail_from": ("Sender (MAIL FROM)", "送信者 (MAIL FROM)"),
+    "step.rcpt_to": ("Recipient (RCPT TO)", "宛先 (RCPT TO)"),
+    "step.data": ("Message (DATA)", "本文 (DATA)"),
+    # field errors
+    "field.host": ("Enter a host name such as smtp.gmail.com.", "smtp.gmail.com のようなホスト名を入力してください。"),
+    "field.port": (
+        "Enter a port between 1 and 65535 (465 for SSL, 587 for TLS).",
+        "1〜65535 のポート番号を入力してください（SSL は 465、TLS は 587）。",
+    ),
+    "field.security": ("Choose SSL, TLS or None.", "SSL、TLS、なしのいずれかを選択してください。"),
+    "field.username": ("Use at most 320 characters, without line breaks.", "改行を含めず、320 文字以内で入力してください。"),
+    "field.password": ("A password cannot contain line breaks.", "パスワードに改行は使用できません。"),
+    "field.from_email": (
+        "Enter one email address such as shop@example.com.",
+        "shop@example.com のようなメールアドレスを 1 つ入力してください。",
+    ),
+    "field.from_name": (
+        "Use plain text without line breaks (at most 200 characters).",
+        "改行を含まない 200 文字以内のテキストを入力してください。",
+    ),
+    "field.reply_to": (
+        "Enter one email address such as support@example.com, or leave it empty.",
+        "support@example.com のようなメールアドレスを 1 つ入力するか、空欄にしてください。",
+    ),
+    "field.to": (
+        "Enter the email address that should receive the test email.",
+        "テストメールを受け取るメールアドレスを入力してください。",
+    ),
+    "field.daily_limit": (
+        "Enter a positive whole number, or leave it empty for the provider's default.",
+        "正の整数を入力するか、空欄にしてプロバイダーの既定値を使ってください。",
+    ),
+    "field.per_minute_limit": (
+        "Enter a positive whole number, or leave it empty for the provider's default.",
+        "正の整数を入力するか、空欄にしてプロバイダーの既定値を使ってください。",
+    ),
+    "field.preset": ("Choose a provider from the list.", "一覧からプロバイダーを選択してください。"),
+    "field.email": ("Enter one email address such as you@example.com.", "you@example.com のようなメールアドレスを 1 つ入力してください。"),
+    "field.other": ("This value is not valid: {message}", "この値は無効です: {message}"),
+    # --- logs --------------------------------------------------------------------------------------------------
+    "logs.title": ("Email logs", "メールログ"),
+    "logs.intro": (
+        "Every email, newest first, test emails included. Open one to see each delivery attempt, the server's "
+        "replies and what to do when it failed.",
+        "すべてのメールを新しい順に表示します（テストメールを含む）。メールを開くと、各配信の試行、サーバーの応答、失敗した場合の"
+        "対処方法を確認できます。",
+    ),
+    "logs.chart": ("Last 14 days", "過去 14 日間"),
+    "logs.chart_aria": (
+        "Sent, deferred and failed email per day over the last 14 days",
+        "過去 14 日間の 1 日ごとの送信済み・再試行待ち・失敗のメール数",
+    ),
+    "logs.filters": ("Filter", "絞り込み"),
+    "logs.f.status": ("Status", "状態"),
+    "logs.f.to": ("Recipient", "宛先"),
+    "logs.f.event": ("Event", "イベント"),
+    "logs.f.kind": ("Kind", "種類"),
+    "logs.f.since": ("From date", "開始日"),
+    "logs.f.until": ("To date", "終了日"),
+    "logs.f.any": ("All", "すべて"),
+    "logs.f.apply": ("Search", "検索"),
+    "logs.f.reset": ("Clear", "クリア"),
+    "logs.col.time": ("Time", "日時"),
+    "logs.col.status": ("Status", "状態"),
+    "logs.col.to": ("To", "宛先"),
+    "logs.col.subject": ("Subject", "件名"),
+    "logs.col.kind": ("Kind / event", "種類 / イベント"),
+    "logs.col.mode": ("Method", "送信方法"),
+    "logs.empty": ("No email matches.", "条件に一致するメールはありません。"),
+    "logs.empty_hint": (
+        "Clear the filters, or send a test email from Custom email settings to see it here.",
+        "絞り込みをクリアするか、カスタムメール設定からテストメールを送信すると、ここに表示されます。",
+    ),
+    "logs.older": ("Older emails →", "さらに古いメール →"),
+    "logs.newest": ("← Newest", "← 最新"),
+    "logs.bad_date": (
+        "“{value}” is not a date. Enter it as YYYY-MM-DD (for example 2025-04-01) and search again.",
+        "「{value}」は日付として認識できません。YYYY-MM-DD の形式（例: 2025-04-01）で入力して、もう一度検索してください。",
+    ),
+    "logs.bad_range": (
+        "The start date is after the end date. Swap them and search again.",
+        "開始日が終了日より後になっています。日付を入れ替えて、もう一度検索してください。",
+    ),
+    "logs.bad_filter": ("These filters are not valid: {detail}. Correct them and search again.",
+                        "絞り込み条件が無効です: {detail}。修正して、もう一度検索してください。"),
+    "logs.timezone": ("Times in {tz}", "時刻は {tz} で表示"),
+    "status.queued": ("Queued", "送信待ち"),
+    "status.sending": ("Sending", "送信中"),
+    "status.sent": ("Sent", "送信済み"),
+    "status.deferred": ("Deferred", "再試行待ち"),
+    "status.failed": ("Failed", "失敗"),
+    "kind.email": ("Email", "メール"),
+    "kind.notification": ("Notification", "通知"),
+    "kind.test": ("Test email", "テストメール"),
+    "kind.verification": ("Verification", "確認メール"),
+    # --- message detail ----------------------------------------------------------------------------------------
+    "msg.title": ("Email details", "メールの詳細"),
+    "msg.back": ("← Email logs", "← メールログ"),
+    "msg.subject": ("Subject", "件名"),
+    "msg.from": ("From", "送信者"),
+    "msg.to": ("To", "宛先"),
+    "msg.reply_to": ("Reply-To", "返信先"),
+    "msg.kind": ("Kind", "種類"),
+    "msg.event": ("Event", "イベント"),
+    "msg.mode": ("Method", "送信方法"),
+    "msg.transport": ("Sent through", "送信経路"),
+    "msg.created": ("Accepted", "受付日時"),
+    "msg.sent": ("Sent", "送信日時"),
+    "msg.next_attempt": ("Next attempt", "次回の試行"),
+    "msg.message_id": ("Message-ID", "Message-ID"),
+    "msg.note": ("Note", "注記"),
+    "msg.last_reply": ("Last server reply", "最後のサーバー応答"),
+    "msg.category": ("Cause", "原因"),
+    "msg.remedy": ("What to do", "対処方法"),
+    "msg.attempts": ("Delivery attempts", "配信の試行"),
+    "msg.attempt_n": ("Attempt {n}", "{n} 回目の試行"),
+    "msg.no_attempts": ("Not tried yet: it is waiting in the queue.", "まだ送信を試みていません（キューで待機中）。"),
+    "msg.stage": ("Stage", "段階"),
+    "msg.duration": ("Duration", "所要時間"),
+    "msg.reply": ("Reply", "応答"),
+    "msg.error": ("Error", "エラー"),
+    "msg.transcript": ("SMTP conversation (credentials removed)", "SMTP のやり取り（認証情報は除去済み）"),
+    "outcome.sent": ("Delivered", "送信成功"),
+    "outcome.transient": ("Temporary failure (will retry)", "一時的な失敗（再試行します）"),
+    "outcome.permanent": ("Permanent failure", "恒久的な失敗"),
+    "outcome.held": ("Held (not tried)", "保留（未送信）"),
+    "outcome.expired": ("Gave up (lifetime over)", "期限切れのため中止"),
+    # --- tenants -----------------------------------------------------------------------------------------------
+    "tenants.title": ("Tenants", "テナント"),
+    "tenants.intro": (
+        "As a platform admin you can open every tenant's pages.",
+        "プラットフォーム管理者は、すべてのテナントのページを開けます。",
+    ),
+    "tenants.col.name": ("Name", "名前"),
+    "tenants.col.id": ("ID", "ID"),
+    "tenants.col.plan": ("Plan", "プラン"),
+    "tenants.col.mode": ("Method", "送信方法"),
+    "tenants.empty": (
+        "No tenants yet. Create one with “letterhead tenant create”.",
+        "テナントはまだありません。「letterhead tenant create」で作成してください。",
+    ),
+}
+
+LANG_NAMES = {"ja": "日本語", "en": "English"}
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The best of ja/en for an Accept-Language header (RFC 9110 §12.5.4), else the default."""
+    best: tuple[float, int, str] | None = None
+    for index, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        lang = tag.strip().lower().split("-")[0]
+        if lang not in LANGS:
+            continue
+        q = 1.0
+        for p in params.split(";"):
+            name, _, value = p.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        candidate = (q, -index, lang)
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best else DEFAULT_LANG
+
+
+class Translator:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGS else DEFAULT_LANG
+        self._index = 1 if self.lang == "ja" else 0
+
+    def __call__(self, key: str, **values: object) -> str:
+        text = CATALOGUE[key][self._index]
+        return text.format_map(values) if values else text
+
+    def has(self, key: str) -> bool:
+        return key in CATALOGUE
+
+    def pick(self, texts: Mapping[str, str] | None) -> str:
+        """One language out of a {"en": ..., "ja": ...} dict (remedies, summaries, warnings, preset steps)."""
+        if not texts:
+            return ""
+        return texts.get(self.lang) or texts.get("en") or next(iter(texts.values()), "")
+
+    def wait(self, seconds: int) -> str:
+        m, s = divmod(max(1, seconds), 60)
+        return self("wait.min_sec", m=m, s=s) if m else self("wait.sec", s=s)

@@ -1,0 +1,175 @@
+"""The retry policy end to end: the worker against scripted SMTP servers as the platform transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from letterhead import migrate
+from letterhead.context import Context
+from letterhead.emails import accept_email
+from letterhead.models import Message, utcnow
+from letterhead.tenants import create_tenant
+from tests.conftest import deliver, make_settings
+from tests.support.smtpd import SmtpServer
+
+
+@pytest.fixture
+def platform_on(
+    tmp_path: Path, database_url: str | None
+) -> Iterator[Callable[..., Context]]:
+    """A context whose platform transport is the given server."""
+    made: list[Context] = []
+
+    def make(server: Any, **overrides: Any) -> Context:
+        url = f"smtp://127.0.0.1:{server.port}"
+        ctx = Context.create(make_settings(tmp_path, database_url, platform_smtp_url=url, **overrides))
+        migrate.upgrade(ctx.db.engine)
+        create_tenant(ctx, tenant_id="shop", name="Shop", plan="free")
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+def send_one(ctx: Context) -> str:
+    return accept_email(ctx, tenant_id="shop", to=["a@example.com"], subject="s", html=None, text="t").id
+
+
+def message(ctx: Context, mid: str) -> Message:
+    with ctx.db.session() as s:
+        m = s.scalar(select(Message).where(Message.id == mid))
+        assert m is not None
+        s.expunge(m)
+        return m
+
+
+@pytest.mark.parametrize(
+    ("script", "category"),
+    [
+        ({"replies": {"mail": "421 4.3.2 Service not available, closing transmission channel"}}, "temporary_failure"),
+        ({"replies": {"rcpt": "450 4.2.1 Mailbox busy, try again later"}}, None),
+        ({"drop_at": "data"}, "connection_failed"),
+    ],
+)
+def test_transient_failures_back_off_and_keep_the_reply(
+    platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer], script: dict[str, Any],
+    category: str | None,
+) -> None:
+    server = smtpd_factory(**script)
+    ctx = platform_on(server)
+    mid = send_one(ctx)
+    before = utcnow()
+    deliver(ctx)
+    m = message(ctx, mid)
+    assert m.status == "deferred" and m.attempt_count == 1
+    # Exponential backoff with jitter: the first retry waits at least ½ × the base delay; a provider's own hint
+    # ("try again later": minutes) may push it further, never past the cap.
+    base = ctx.settings.retry_base_seconds
+    assert before + timedelta(seconds=base * 0.5 - 1) <= m.next_attempt_at
+    assert m.next_attempt_at <= utcnow() + timedelta(seconds=ctx.settings.retry_max_seconds)
+    if category:
+        assert m.category == category
+    assert m.remedy and m.remedy["en"] and m.remedy["ja"]
+    # The server recovers: the retry (made due now) delivers it, and both attempts are on record.
+    server.script.replies.clear()
+    server.script.drop_at = None
+    with ctx.db.session() as s:
+        s.execute(update(Message).where(Message.id == mid).values(next_attempt_at=utcnow()))
+    deliver(ctx)
+    m = message(ctx, mid)
+    assert m.status == "sent" and m.attempt_count == 2
+    assert len(server.messages) == 1
+
+
+def test_permanent_failure_fails_at_once_with_the_reply(
+    platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]
+) -> None:
+    server = smtpd_factory(replies={"rcpt": "550 5.1.1 The email account that you tried to reach does not exist."})
+    ctx = platform_on(server)
+    mid = send_one(ctx)
+    deliver(ctx)
+    m = message(ctx, mid)
+    assert m.status == "failed" and m.attempt_count == 1
+    assert (m.last_code, m.last_enhanced) == (550, "5.1.1")
+    assert "does not exist" in (m.last_text or "")
+    assert m.category == "recipient_rejected"
+
+
+def test_a_stalled_server_times_out_and_is_retried(
+    platform_on: Callable[..., Context], raw_server_factory: Callable[..., Any]
+) -> None:
+    raw = raw_server_factory("stall")
+    ctx = platform_on(raw, smtp_timeout_seconds=0.5)
+    mid = send_one(ctx)
+    deliver(ctx)
+    m = message(ctx, mid)
+    assert m.status == "deferred"
+    with ctx.db.session() as s:
+        [attempt] = message_attempts(s, mid)
+    assert attempt.outcome == "transient" and attempt.error in ("greeting_timeout", "timeout")
+
+
+def test_lifetime_ends_retries(platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]) -> None:
+    server = smtpd_factory(replies={"mail": "451 4.3.0 Temporary local problem"})
+    ctx = platform_on(server, message_lifetime_seconds=1)
+    mid = send_one(ctx)
+    with ctx.db.session() as s:
+        s.execute(update(Message).where(Message.id == mid).values(expires_at=utcnow() - timedelta(seconds=1)))
+    deliver(ctx)
+    m = message(ctx, mid)
+    assert m.status == "failed" and m.last_code == 451
+
+
+def test_stale_leases_are_reclaimed(platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]) -> None:
+    from letterhead.delivery import queue
+
+    server = smtpd_factory()
+    ctx = platform_on(server)
+    mid = send_one(ctx)
+    [row] = queue.claim(ctx.db, owner="crashed-worker", limit=10, lease_seconds=60)
+    assert row.id == mid
+    assert queue.claim(ctx.db, owner="other", limit=10, lease_seconds=60) == []  # leased: not claimable
+    with ctx.db.session() as s:  # the crashed worker's lease runs out
+        s.execute(update(Message).where(Message.id == mid).values(leased_until=utcnow() - timedelta(seconds=1)))
+    deliver(ctx)
+    assert message(ctx, mid).status == "sent"
+    # The crashed worker coming back cannot overwrite the newer outcome.
+    assert queue.record(ctx.db, owner="crashed-worker", results=[
+        queue.Result(mid, queue.MessageStatus.FAILED, None)]) == 0
+    assert message(ctx, mid).status == "sent"
+
+
+def message_attempts(session: Any, mid: str) -> list[Any]:
+    from letterhead.models import Attempt
+
+    return list(session.scalars(select(Attempt).where(Attempt.message_id == mid).order_by(Attempt.number)))
+
+
+def test_platform_credentials_never_reach_the_log(
+    tmp_path: Path, database_url: str | None, smtpd_factory: Callable[..., SmtpServer]
+) -> None:
+    server = smtpd_factory(auth={"platform": "s3cr3t-pl4tform"}, auth_required=True)
+    ctx = Context.create(make_settings(
+        tmp_path, database_url, platform_smtp_url=f"smtp://platform:s3cr3t-pl4tform@127.0.0.1:{server.port}"))
+    migrate.upgrade(ctx.db.engine)
+    create_tenant(ctx, tenant_id="shop", name="Shop", plan="free")
+    mid = send_one(ctx)
+    deliver(ctx)
+    assert message(ctx, mid).status == "sent"
+    import base64
+
+    with ctx.db.session() as s:
+        [attempt] = message_attempts(s, mid)
+    assert "AUTH" in attempt.transcript
+    assert "s3cr3t-pl4tform" not in attempt.transcript
+    assert base64.b64encode(b"\0platform\0s3cr3t-pl4tform").decode() not in attempt.transcript
+    assert "s3cr3t" not in repr(ctx.settings.platform_transport)
+    ctx.close()
