@@ -150,6 +150,24 @@ def keys_generate() -> None:
     print(f"LETTERHEAD_ENCRYPTION_KEYS={k['encryption_key']}")
 
 
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the first of LETTERHEAD_ENCRYPTION_KEYS (after prepending a new key);
+    afterwards the old key can be removed."""
+    from sqlalchemy import select
+
+    from letterhead.models import SmtpConfig
+
+    ctx = _ctx()
+    count = 0
+    with ctx.db.session() as s:
+        for cfg in s.scalars(select(SmtpConfig).where(SmtpConfig.password_enc.is_not(None))):
+            assert cfg.password_enc is not None
+            cfg.password_enc = ctx.vault.rotate(cfg.password_enc)
+            count += 1
+    out.print(f"re-encrypted {count} stored secret(s) under the newest key")
+
+
 @app.command()
 def send(
     tenant: Annotated[str, typer.Option(help="Tenant id")],

@@ -88,3 +88,40 @@ def create_api_key(ctx: Context, *, tenant_id: str | None, name: str | None = No
         s.add(row)
         s.flush()
         return CreatedKey(id=row.id, key=new.key, scope=scope.value, tenant_id=tenant_id)
+
+
+def update_tenant(ctx: Context, *, tenant_id: str, changes: dict[str, object], may_change_plan: bool) -> Tenant:
+    """Change a tenant's profile. The plan only with a platform key (a tenant cannot upgrade itself)."""
+    allowed = {"name", "locale", "timezone", "contact_email", "brand_color", "logo_url"} | (
+        {"plan"} if may_change_plan else set()
+    )
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(
+            "These fields cannot be changed here: " + ", ".join(sorted(unknown)),
+            errors=[{"field": f, "message": "not changeable with this key"} for f in sorted(unknown)],
+        )
+    with ctx.db.session() as s:
+        tenant = get_tenant(s, tenant_id)
+        for field, value in changes.items():
+            if field == "name":
+                value = check_header_text(str(value or ""), field="name")
+                if not value:
+                    raise InvalidInput("A tenant needs a name.", errors=[{"field": "name", "message": "required"}])
+            elif field == "plan":
+                ctx.plans.get(str(value))
+            elif field == "locale" and value not in LOCALES:
+                raise InvalidInput("locale must be 'ja' or 'en'.",
+                                   errors=[{"field": "locale", "message": "unsupported locale"}])
+            elif field == "contact_email" and value:
+                value = normalize_email(str(value), field="contact_email")
+            elif field == "brand_color" and value and not re.fullmatch(r"#[0-9a-fA-F]{6}", str(value)):
+                raise InvalidInput("brand_color is a hex colour such as #1a73e8.",
+                                   errors=[{"field": "brand_color", "message": "#rrggbb"}])
+            elif field == "logo_url" and value and not str(value).startswith("https://"):
+                raise InvalidInput("logo_url must be an https:// address.",
+                                   errors=[{"field": "logo_url", "message": "https URL"}])
+            setattr(tenant, field, value or None if field in ("contact_email", "brand_color", "logo_url") else value)
+        s.flush()
+        s.expunge(tenant)
+    return tenant

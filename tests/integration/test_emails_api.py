@@ -176,3 +176,20 @@ def test_openapi_lists_the_api(app_client: TestClient) -> None:
     doc = app_client.get("/openapi.json").json()
     assert "/v1/tenants/{tenant_id}/emails" in doc["paths"]
     assert "/v1/tenants/{tenant_id}/messages/{message_id}" in doc["paths"]
+
+
+def test_tenant_profile_update_changes_reply_to(
+    ctx: Context, app_client: TestClient, acme_key: str, platform_key: str, inbox: DevInbox
+) -> None:
+    r = app_client.patch("/v1/tenants/acme", json={"contact_email": "help@acme.example", "locale": "en"},
+                         headers=auth(acme_key))
+    assert r.status_code == 200 and r.json()["contact_email"] == "help@acme.example"
+    assert app_client.patch("/v1/tenants/acme", json={"plan": "enterprise"}, headers=auth(acme_key)).status_code == 422
+    assert app_client.patch("/v1/tenants/acme", json={"locale": "fr"}, headers=auth(acme_key)).status_code == 422
+    assert app_client.patch("/v1/tenants/acme", json={"name": "A\r\nB"}, headers=auth(acme_key)).status_code == 422
+    r = app_client.patch("/v1/tenants/acme", json={"plan": "enterprise"}, headers=auth(platform_key))
+    assert r.status_code == 200 and r.json()["plan"] == "enterprise"
+    post_email(app_client, acme_key)
+    deliver(ctx)
+    [got] = inbox.messages()
+    assert "Reply-To: help@acme.example" in got.raw.decode()

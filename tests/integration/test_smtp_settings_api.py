@@ -311,3 +311,39 @@ def test_cli_smtp_test_exit_codes(smtpd_factory: Callable[..., SmtpServer]) -> N
     assert "auth_failed" in bad.stdout and "pw" not in bad.stdout.replace("password", "")
     args = subprocess.run([*base[:-2]], input="pw\n", capture_output=True, text=True, env=env, timeout=60)
     assert args.returncode == 2
+
+
+def test_delete_falls_back_to_the_default_sender(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, inbox: DevInbox
+) -> None:
+    _activate(app_client, acme_key, fields(starttls_server))
+    assert app_client.delete("/v1/tenants/acme/smtp", headers=auth(acme_key)).status_code == 204
+    assert app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key)).status_code == 404
+    settings = app_client.get("/v1/tenants/acme/email-settings", headers=auth(acme_key)).json()
+    assert settings["mode"] == "default" and settings["smtp"] == {"configured": False}
+    _send(app_client, acme_key)
+    deliver(ctx)
+    assert len(inbox.messages()) == 1
+
+
+def test_keys_rotate_reencrypts_stored_passwords(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    import base64
+    import os
+
+    from letterhead.security import Vault
+    from tests.support.processes import worker_env
+
+    body = fields(starttls_server)
+    save(app_client, acme_key, body, smtp_test(app_client, acme_key, body)["proof"])
+    new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env = worker_env(ctx.settings, LETTERHEAD_ENCRYPTION_KEYS=",".join([new_key, *ctx.settings.fernet_keys()]))
+    done = subprocess.run([sys.executable, "-c", "from letterhead.cli import main; main()", "keys", "rotate"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted 1" in done.stdout
+    with ctx.db.session() as s:
+        cfg = s.scalar(select(SmtpConfig))
+        assert cfg is not None and cfg.password_enc
+        assert Vault([new_key]).decrypt(cfg.password_enc) == PASSWORD  # the old key can now be dropped

@@ -5,10 +5,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from letterhead.api.deps import CtxDep, PlatformDep, TenantDep
+from letterhead.api.deps import CtxDep, PlatformDep, PrincipalDep, TenantDep
 from letterhead.maillog import iso
 from letterhead.models import Tenant
-from letterhead.tenants import create_api_key, create_tenant, list_tenants
+from letterhead.tenants import create_api_key, create_tenant, list_tenants, update_tenant
 
 router = APIRouter(tags=["tenants"])
 
@@ -20,6 +20,16 @@ class TenantCreate(BaseModel):
     locale: str = "ja"
     timezone: str = "Asia/Tokyo"
     contact_email: str | None = None
+
+
+class TenantUpdate(BaseModel):
+    name: str | None = None
+    plan: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    contact_email: str | None = None
+    brand_color: str | None = None
+    logo_url: str | None = None
 
 
 class ApiKeyCreate(BaseModel):
@@ -35,6 +45,8 @@ def tenant_public(t: Tenant) -> dict[str, Any]:
         "timezone": t.timezone,
         "contact_email": t.contact_email,
         "mode": t.mode,
+        "brand_color": t.brand_color,
+        "logo_url": t.logo_url,
         "created_at": iso(t.created_at),
     }
 
@@ -61,6 +73,15 @@ def get_tenants(ctx: CtxDep, _: PlatformDep) -> dict[str, Any]:
 @router.get("/v1/tenants/{tenant_id}")
 def get_tenant(tenant: TenantDep) -> dict[str, Any]:
     return tenant_public(tenant)
+
+
+@router.patch("/v1/tenants/{tenant_id}")
+def patch_tenant(tenant: TenantDep, body: TenantUpdate, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Change the profile (name, locale, timezone, contact_email = Reply-To of default-sender mail, brand_color,
+    logo_url); ``plan`` only with a platform key."""
+    changes = body.model_dump(exclude_unset=True)
+    updated = update_tenant(ctx, tenant_id=tenant.id, changes=changes, may_change_plan=principal.is_platform)
+    return tenant_public(updated)
 
 
 @router.post("/v1/tenants/{tenant_id}/api-keys", status_code=201)

@@ -90,7 +90,37 @@ def resolve_route_in(ctx: Context, session: Session, tenant: Tenant) -> Route:
         cfg = session.scalar(select(SmtpConfig).where(SmtpConfig.tenant_id == tenant.id))
         if cfg is not None:
             return smtp_route(ctx, session, tenant, cfg)
+    if tenant.mode == SenderMode.BRANDED.value:
+        route = branded_route(ctx, session, tenant)
+        if route is not None:
+            return route
     return default_route(ctx, tenant)
+
+
+def branded_route(ctx: Context, session: Session, tenant: Tenant) -> Route | None:
+    """The verified branded address through the platform transport, or None (no verified address, or the plan
+    no longer includes branded senders: the default route then). Where the From domain's DMARC policy would
+    make that mail fail (and the domain is not authenticated with Letterhead), "<Name> via <Platform>" from the
+    platform address with Reply-To the branded address (see senders/branded.py)."""
+    from letterhead.plans import Feature
+    from letterhead.senders import branded
+
+    sender = branded.verified_sender(session, tenant.id)
+    if sender is None or not ctx.plans.has(tenant.plan, Feature.BRANDED):
+        return None
+    fields = branded.route_fields(ctx, session, tenant, sender[0], sender[1])
+    endpoint, label = platform_endpoint(ctx)
+    return Route(
+        key="platform",  # the same transport as the default route: shares its pooled connections
+        mode=SenderMode.BRANDED,
+        from_addr=fields["from_addr"],
+        from_name=fields["from_name"],
+        reply_to=fields["reply_to"],
+        endpoint=endpoint,
+        transport=label,
+        note=fields["note"],
+        hold_reason=None if endpoint else "The development inbox is not running: start `letterhead serve`.",
+    )
 
 
 def smtp_route(ctx: Context, session: Session, tenant: Tenant, cfg: SmtpConfig) -> Route:
