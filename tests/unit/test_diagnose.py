@@ -34,7 +34,11 @@ from letterhead.smtp.reply import ErrorKind, Reply
 
 
 def _shared_file() -> Path | None:
-    candidates = [Path(__file__).resolve().parents[3] / "shared" / "smtp-replies.json"]
+    # The shared folder beside the repository is the source; tests/data holds a copy for clones without it.
+    candidates = [
+        Path(__file__).resolve().parents[3] / "shared" / "smtp-replies.json",
+        Path(__file__).resolve().parents[1] / "data" / "smtp-replies.json",
+    ]
     if os.environ.get("LETTERHEAD_SHARED_DIR"):
         candidates.insert(0, Path(os.environ["LETTERHEAD_SHARED_DIR"]) / "smtp-replies.json")
     return next((p for p in candidates if p.is_file()), None)
