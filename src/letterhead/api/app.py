@@ -57,6 +57,12 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
 
     app.include_router(devinbox_pages.router)
 
+    from letterhead.api import branded as branded_api
+    from letterhead.web import verify as verify_pages
+
+    app.include_router(branded_api.router)
+    app.include_router(verify_pages.router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"ok": True, "version": __version__}

@@ -50,8 +50,8 @@ from letterhead.models import (
 )
 from letterhead.plans import Feature
 from letterhead.security import new_token, sha256_hex
-from letterhead.senders.dmarc import DmarcChecker, DmarcPolicy, DmarcResult
 from letterhead.senders.default import platform_address
+from letterhead.senders.dmarc import DmarcChecker, DmarcPolicy, DmarcResult
 
 __all__ = [
     "FromDecision",
@@ -60,6 +60,7 @@ __all__ = [
     "describe",
     "dmarc_checker",
     "domain_authenticated",
+    "format_time",
     "from_decision",
     "lookup_token",
     "request_verification",
@@ -276,14 +277,16 @@ def _raise_limited(wait: tuple[int, str]) -> None:
     raise RateLimited(f"{why} Try again in {human}.", retry_after=seconds)
 
 
-def _format_time(dt: datetime, tenant: Tenant, locale: str) -> str:
+def format_time(dt: datetime, timezone: str | None, locale: str) -> str:
+    """A time for people: in the tenant's timezone, Japanese or English style."""
     try:
-        zone = ZoneInfo(tenant.timezone)
+        zone = ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     local = dt.astimezone(zone)
     if locale == "ja":
-        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（{zone.key}）"
+        label = "日本時間" if zone.key == "Asia/Tokyo" else zone.key
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（{label}）"
     return f"{local:%Y-%m-%d %H:%M} ({zone.key})"
 
 
@@ -296,17 +299,17 @@ _EMAIL = {
 
 {{ url }}
 
-このリンクの有効期限は {{ expires }} まで（24 時間）です。期限が切れた場合は、{{ platform }} の［設定］→［メール設定］→「メール認証」で「確認メールを再送信」を押してください。
+このリンクの有効期限は 24 時間です（{{ expires }} まで）。期限が切れた場合は、{{ platform }} の［設定］→［メール設定］→「メール認証」で「確認メールを再送信」を押してください。
 
 お心当たりがない場合は、このメールを破棄してください。確認しない限り、このアドレスが送信者として使われることはありません。
 """,
         "html": """<!doctype html><html lang="ja"><head><meta charset="utf-8"></head>
 <body style="font-family:sans-serif;color:#1d2330;line-height:1.7">
 <p>{{ platform }} で、{{ tenant }} のメールの送信者アドレスとして <strong>{{ email }}</strong> が登録されました。</p>
-<p>次のボタンから確認ページを開き、「メールを確認」ボタンを押してください。</p>
+<p>次のボタンから確認ページを開き、ページ内の「メールを確認」ボタンを押してください。</p>
 <p><a href="{{ url }}" style="display:inline-block;background:#1f5fd1;color:#fff;padding:10px 18px;border-radius:6px;text-decoration:none">確認ページを開く</a></p>
 <p style="font-size:13px;color:#5b6475">ボタンが使えない場合は、次の URL をブラウザーに貼り付けてください。<br>{{ url }}</p>
-<p>このリンクの有効期限は {{ expires }} まで（24 時間）です。期限が切れた場合は、{{ platform }} の［設定］→［メール設定］→「メール認証」で「確認メールを再送信」を押してください。</p>
+<p>このリンクの有効期限は 24 時間です（{{ expires }} まで）。期限が切れた場合は、{{ platform }} の［設定］→［メール設定］→「メール認証」で「確認メールを再送信」を押してください。</p>
 <p style="font-size:13px;color:#5b6475">お心当たりがない場合は、このメールを破棄してください。確認しない限り、このアドレスが送信者として使われることはありません。</p>
 </body></html>""",
     },
@@ -394,7 +397,7 @@ def _send(
             "tenant": tenant.name,
             "email": email,
             "url": verification_url(ctx, token),
-            "expires": _format_time(expires, tenant, locale),
+            "expires": format_time(expires, tenant.timezone, locale),
         },
     )
     session.add(
@@ -540,22 +543,24 @@ def _looks_like_token(token: str) -> bool:
 
 
 def _state_of(v: SenderVerification, tenant: Tenant, now: datetime) -> TokenState:
-    base = {
-        "verification_id": v.id,
-        "tenant_id": tenant.id,
-        "tenant_name": tenant.name,
-        "tenant_locale": tenant.locale,
-        "email": v.email,
-        "used_at": v.used_at,
-        "expires_at": v.expires_at,
-    }
     if v.status == VerificationStatus.VERIFIED.value:
-        return TokenState("used", **base)
-    if v.status == VerificationStatus.SUPERSEDED.value:
-        return TokenState("superseded", **base)
-    if v.expires_at <= now:
-        return TokenState("expired", **base)
-    return TokenState("valid", **base)
+        state = "used"
+    elif v.status == VerificationStatus.SUPERSEDED.value:
+        state = "superseded"
+    elif v.expires_at <= now:
+        state = "expired"
+    else:
+        state = "valid"
+    return TokenState(
+        state,
+        verification_id=v.id,
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        tenant_locale=tenant.locale,
+        email=v.email,
+        used_at=v.used_at,
+        expires_at=v.expires_at,
+    )
 
 
 def lookup_token(ctx: Context, token: str, *, now: datetime | None = None) -> TokenState:
