@@ -23,11 +23,13 @@ tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
 keys_app = typer.Typer(no_args_is_help=True, help="Secret and encryption keys.")
 smtp_app = typer.Typer(no_args_is_help=True, help="Tenant SMTP servers.")
+user_app = typer.Typer(no_args_is_help=True, help="People who sign in to the web UI.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
 app.add_typer(smtp_app, name="smtp")
+app.add_typer(user_app, name="user")
 
 out = Console()
 err = Console(stderr=True)
@@ -301,6 +303,52 @@ def smtp_test(
         for w in result["warnings"]:
             out.print(f"[yellow]warning:[/yellow] {w['ja' if locale == 'ja' else 'en']}")
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="The person's email address (their sign-in name)")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant the user belongs to")] = None,
+    role: Annotated[str, typer.Option(help="owner, admin or viewer (viewers can look, not change)")] = "admin",
+    platform_admin: Annotated[
+        bool, typer.Option("--platform-admin", help="A platform admin (may open every tenant)")
+    ] = False,
+) -> None:
+    """Create a web UI user; prints a one-time link (72 h) to set the password, alone on the last line."""
+    from letterhead import migrate
+    from letterhead.users import create_user
+
+    if bool(tenant) == platform_admin:
+        err.print("error: give either --tenant T or --platform-admin")
+        raise typer.Exit(2)
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        created = create_user(ctx, email=email, tenant_id=tenant, role=role, platform_admin=platform_admin)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    where = "platform admin" if created.tenant_id is None else f"{created.role} of tenant {created.tenant_id}"
+    err.print(f"user {created.email} ({where}). Send them this one-time link to set a password (valid 72 h):")
+    print(created.link)
+
+
+@user_app.command("reset")
+def user_reset(
+    email: Annotated[str, typer.Option(help="The user's email address")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant of the user (omit for a platform admin)")] = None,
+) -> None:
+    """Print a new one-time set-password link for an existing user (the previous link stops working)."""
+    from letterhead import migrate
+    from letterhead.users import reset_link
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        link = reset_link(ctx, email=email, tenant_id=tenant)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    err.print(f"new set-password link for {email} (valid 72 h; the old one no longer works):")
+    print(link)
 
 
 def main() -> None:  # pragma: no cover

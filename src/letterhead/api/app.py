@@ -57,6 +57,9 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
 
     app.include_router(devinbox_pages.router)
 
+    from letterhead.web import app as web_pages
+
+    web_pages.install(app)
     from letterhead.api import branded as branded_api
     from letterhead.web import verify as verify_pages
 

@@ -8,14 +8,16 @@ cause and the next step in the UI's language.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -34,9 +36,13 @@ from letterhead.errors import (
     LetterheadError,
     NotFound,
     PlanRequired,
+    RateLimited,
 )
-from letterhead.models import MessageKind, MessageStatus, SenderMode, SmtpStatus, Tenant, User, utcnow
+from letterhead.models import MessageKind, MessageStatus, SenderMode, SmtpStatus, Tenant, User
+from letterhead.notifications import service as notification_service
+from letterhead.notifications.events import EVENTS, Event, get_event
 from letterhead.plans import Feature
+from letterhead.senders import branded as branded_service
 from letterhead.senders import settings as sender_settings
 from letterhead.senders import smtp as smtp_service
 from letterhead.smtp.presets import PRESETS
@@ -54,6 +60,7 @@ from letterhead.web.auth import (
 )
 from letterhead.web.i18n import LANG_COOKIE, LANG_NAMES, LANGS, Translator, negotiate
 
+R = TypeVar("R", bound=Response)
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
@@ -74,6 +81,8 @@ CSP = (
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; object-src 'none'"
 )
 SEALED_MAX_AGE = smtp_service.PROOF_MAX_AGE
+#: The notifications page is shown in the navigation once its service exists.
+NOTIFICATIONS_PAGE = True
 
 
 def _static_version() -> str:
@@ -157,6 +166,10 @@ class Web:
         return self.user is not None and users.is_platform_admin(self.user)
 
     @property
+    def has_notifications(self) -> bool:
+        return NOTIFICATIONS_PAGE
+
+    @property
     def platform(self) -> str:
         return self.ctx.settings.platform_name
 
@@ -185,7 +198,7 @@ class Web:
     def redirect(self, location: str) -> RedirectResponse:
         return self.finish(RedirectResponse(location, status_code=303))
 
-    def finish(self, response: Response) -> Any:
+    def finish(self, response: R) -> R:
         if self.fresh:
             write_session(self.ctx, response, self.session)
         response.headers["Cache-Control"] = "no-store"
@@ -524,6 +537,7 @@ def _stored_smtp(web: Web) -> dict[str, Any] | None:
 
 def _initial_values(web: Web, stored: dict[str, Any] | None) -> dict[str, Any]:
     requested = web.request.query_params.get("preset")
+    values: dict[str, Any]
     if stored and not requested:
         values = {name: "" if stored.get(name) is None else str(stored[name]) for name in SMTP_TEXT_FIELDS}
         values["verify_tls"] = bool(stored["verify_tls"])
@@ -591,6 +605,7 @@ def _smtp_page(web: Web, *, status: int = 200, values: dict[str, Any] | None = N
             until = datetime.fromisoformat(stored["quota"]["paused_until"].replace("Z", "+00:00"))
             paused = {"until": web.local_time(until), "remedy": web.t.pick(last.get("remedy"))}
     presets_json = json.dumps({p["id"]: {k: p[k] for k in ("host", "port", "security")} for p in presets})
+    presets_json = presets_json.replace("<", "\\u003c")  # safe inside <script>
     return web.render(
         "smtp.html", status=status, gated=None, stored=stored, values=values, presets=presets, result=result,
         proof=proof, sealed=sealed, errors=errors or {}, error=error, notice=_notice(web), failing=failing,
@@ -689,10 +704,8 @@ async def smtp_save(web: TenantDep) -> Response:
 async def smtp_remove(web: TenantDep) -> Response:
     await web.form()
     web.require_editor()
-    try:
+    with contextlib.suppress(NotFound):
         await run_in_threadpool(smtp_service.remove, web.ctx, tenant=web.tn)
-    except NotFound:
-        pass
     return web.redirect(web.url("/settings/email", notice="smtp_removed"))
 
 
@@ -752,12 +765,7 @@ def logs_page(web: TenantDep) -> Response:
 
 
 def _known_events() -> list[str]:
-    try:
-        from letterhead.notifications.events import EVENTS
-
-        return sorted(EVENTS)
-    except ImportError:  # pragma: no cover - the registry is part of the package
-        return []
+    return sorted(EVENTS)
 
 
 @router.get("/t/{tenant_id}/logs/{message_id}")
@@ -768,3 +776,201 @@ def log_detail(message_id: str, web: TenantDep) -> Response:
         raise PageError(404, "error.no_message", title="error.not_found_title", id=message_id[:40]) from None
     return web.render("log_detail.html", m=msg, remedy=web.t.pick(msg.remedy))
 
+
+
+# --- email authentication (branded sender) ---------------------------------------------------------------------
+
+
+def _auth_page(web: Web, *, status: int = 200, notice: str | None = None, error: str | None = None,
+               errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+               warnings: list[str] | None = None) -> Response:
+    if not web.ctx.plans.has(web.tn.plan, Feature.BRANDED):
+        return web.render("authentication.html", status=403 if status == 200 else status,
+                          gated=plan_note(web, Feature.BRANDED), info=None, b=None, notice=None, error=None,
+                          errors={}, values={}, warnings=[], times={})
+    info = sender_settings.describe(web.ctx, tenant=web.tn)
+    b = info.get("branded") or {}
+    tz = web.tn.timezone
+
+    def when(iso_value: str | None) -> str:
+        if not iso_value:
+            return ""
+        return branded_service.format_time(datetime.fromisoformat(iso_value.replace("Z", "+00:00")), tz, web.lang)
+
+    pending = b.get("pending") or None
+    times = {
+        "verified_at": when(b.get("verified_at")),
+        "sent_at": when(pending["sent_at"]) if pending else "",
+        "expires_at": when(pending["expires_at"]) if pending else "",
+        "resend_at": when(b.get("resend_available_at")),
+    }
+    return web.render(
+        "authentication.html", status=status, gated=None, info=info, b=b, notice=notice or _notice(web),
+        error=error, errors=errors or {}, values=values or {"email": "", "name": ""},
+        warnings=(warnings or []) + ([web.t.pick(b["warning"])] if b.get("warning") else []), times=times,
+    )
+
+
+def _branded_error(web: Web, exc: LetterheadError) -> tuple[str, dict[str, str]]:
+    if isinstance(exc, RateLimited):
+        return web.t("auth.rate_limited", wait=web.t.wait(exc.retry_after)), {}
+    if isinstance(exc, InvalidInput):
+        if "does not exist" in exc.detail:
+            domain = exc.detail.split("The domain ", 1)[-1].split(" does not exist", 1)[0]
+            return web.t("auth.invalid"), {"email": web.t("auth.no_domain", domain=domain)}
+        return web.t("auth.invalid"), field_errors(web.t, exc)
+    if isinstance(exc, Conflict):
+        return web.t("auth.no_pending"), {}
+    return web.t("error.server"), {}
+
+
+@router.get("/t/{tenant_id}/settings/email/authentication")
+def authentication_page(web: TenantDep) -> Response:
+    return _auth_page(web)
+
+
+@router.post("/t/{tenant_id}/settings/email/authentication/send")
+async def authentication_send(web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    values = {"email": str(form.get("email") or "").strip(), "name": str(form.get("name") or "").strip()}
+    try:
+        out = await run_in_threadpool(branded_service.request_verification, web.ctx, tenant=web.tn,
+                                      email=values["email"], name=values["name"] or None)
+    except PlanRequired:
+        return _auth_page(web, status=403)
+    except (InvalidInput, RateLimited, Conflict) as exc:
+        error, errors = _branded_error(web, exc)
+        return _auth_page(web, status=429 if isinstance(exc, RateLimited) else 422, error=error, errors=errors,
+                          values=values)
+    key = "sender_name_updated" if out.get("status") == "verified" else "verification_sent"
+    warnings = [web.t.pick(w) for w in out.get("warnings") or []]
+    if warnings:
+        return _auth_page(web, notice=web.t(f"notice.{key}"), warnings=warnings)
+    return web.redirect(web.url("/settings/email/authentication", notice=key))
+
+
+@router.post("/t/{tenant_id}/settings/email/authentication/resend")
+async def authentication_resend(web: TenantDep) -> Response:
+    await web.form()
+    web.require_editor()
+    try:
+        await run_in_threadpool(branded_service.resend_verification, web.ctx, tenant=web.tn)
+    except PlanRequired:
+        return _auth_page(web, status=403)
+    except (RateLimited, Conflict) as exc:
+        error, _ = _branded_error(web, exc)
+        return _auth_page(web, status=429 if isinstance(exc, RateLimited) else 409, error=error)
+    return web.redirect(web.url("/settings/email/authentication", notice="verification_resent"))
+
+
+# --- notifications ----------------------------------------------------------------------------------------------
+
+
+def _event_or_404(event: str) -> Event:
+    try:
+        return get_event(event)
+    except (NotFound, InvalidInput):
+        raise PageError(404, "error.no_event", title="error.not_found_title", event=event[:64]) from None
+
+
+def _locale_param(web: Web, value: object) -> str:
+    return value if isinstance(value, str) and value in LANGS else web.lang
+
+
+def _template_error(web: Web, exc: InvalidInput) -> str:
+    line = exc.errors[0].get("line") if exc.errors else None
+    where = web.t("notif.line", line=line) if line else ""
+    return web.t("notif.template_error", where=where, message=exc.detail)
+
+
+@router.get("/t/{tenant_id}/notifications")
+def notifications_page(web: TenantDep) -> Response:
+    events = notification_service.list_events(web.ctx, tenant=web.tn, locale=web.lang)
+    return web.render("notifications.html", events=events, notice=_notice(web), error=None)
+
+
+@router.post("/t/{tenant_id}/notifications/{event}/enabled")
+async def notification_switch(event: str, web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    _event_or_404(event)
+    enabled = form.get("enabled") == "1"
+    await run_in_threadpool(notification_service.set_enabled, web.ctx, tenant=web.tn, event=event, enabled=enabled)
+    return web.redirect(web.url("/notifications", notice="event_switched") + f"#ev-{quote(event)}")
+
+
+def _editor(web: Web, event: str, locale: str, *, status: int = 200, source: dict[str, Any] | None = None,
+            error: str | None = None, notice: str | None = None) -> Response:
+    ev = _event_or_404(event)
+    stored = notification_service.get_template(web.ctx, tenant=web.tn, event=event, locale=locale)
+    source = source or {"subject": stored["subject"], "html": stored["html"], "text": stored["text"] or ""}
+    preview: dict[str, Any] | None = None
+    if error is None:
+        try:
+            preview = notification_service.preview(web.ctx, tenant=web.tn, event=event, locale=locale,
+                                                   subject=source["subject"], html=source["html"],
+                                                   text=source["text"] or None)
+        except InvalidInput as exc:
+            error = _template_error(web, exc)
+    enabled = next((e["enabled"] for e in notification_service.list_events(web.ctx, tenant=web.tn)
+                    if e["name"] == event), True)
+    return web.render(
+        "notification_editor.html", status=status, event=ev, locale=locale, source=source, preview=preview,
+        customized=stored["customized"], enabled=enabled, error=error, notice=notice or _notice(web),
+        example=json.dumps(ev.example, ensure_ascii=False, indent=2),
+        description=ev.description_ja if web.lang == "ja" else ev.description,
+    )
+
+
+@router.get("/t/{tenant_id}/notifications/{event}")
+def notification_editor(event: str, web: TenantDep, locale: str | None = None) -> Response:
+    return _editor(web, event, _locale_param(web, locale or web.tn.locale))
+
+
+def _source_from(form: FormData) -> dict[str, Any]:
+    return {name: str(form.get(name) or "") for name in ("subject", "html", "text")}
+
+
+@router.post("/t/{tenant_id}/notifications/{event}/preview")
+async def notification_preview(event: str, web: TenantDep) -> Response:
+    form = await web.form()
+    _event_or_404(event)
+    locale = _locale_param(web, form.get("locale"))
+    source = _source_from(form)
+    if not wants_json(web.request):
+        return _editor(web, event, locale, source=source)
+    try:
+        out = await run_in_threadpool(notification_service.preview, web.ctx, tenant=web.tn, event=event,
+                                      locale=locale, subject=source["subject"], html=source["html"],
+                                      text=source["text"] or None)
+    except InvalidInput as exc:
+        return web.finish(JSONResponse({"ok": False, "error": _template_error(web, exc)}, status_code=422))
+    return web.finish(JSONResponse({"ok": True, "subject": out["subject"], "html": out["html"]}))
+
+
+@router.post("/t/{tenant_id}/notifications/{event}/save")
+async def notification_save(event: str, web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    _event_or_404(event)
+    locale = _locale_param(web, form.get("locale"))
+    source = _source_from(form)
+    try:
+        await run_in_threadpool(notification_service.save_template, web.ctx, tenant=web.tn, event=event,
+                                locale=locale, subject=source["subject"], html=source["html"],
+                                text=source["text"] or None)
+    except InvalidInput as exc:
+        return _editor(web, event, locale, status=422, source=source, error=_template_error(web, exc))
+    return web.redirect(web.url(f"/notifications/{quote(event)}", locale=locale, notice="template_saved"))
+
+
+@router.post("/t/{tenant_id}/notifications/{event}/revert")
+async def notification_revert(event: str, web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    _event_or_404(event)
+    locale = _locale_param(web, form.get("locale"))
+    await run_in_threadpool(notification_service.revert_template, web.ctx, tenant=web.tn, event=event,
+                            locale=locale)
+    return web.redirect(web.url(f"/notifications/{quote(event)}", locale=locale, notice="template_reverted"))

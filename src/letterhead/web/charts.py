@@ -116,6 +116,6 @@ def _nice(peak: int) -> int:
         return 4
     for step in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000):
         if peak <= step * 4:
-            return -(-peak // step) * step
-    magnitude = 10 ** (len(str(peak)) - 1)
+            return int(-(-peak // step) * step)
+    magnitude = int(10 ** (len(str(peak)) - 1))
     return -(-peak // magnitude) * magnitude

@@ -227,7 +227,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "smtp.steps_title": ("Steps for {name}", "{name} の設定手順"),
     "smtp.docs": ("Provider documentation", "プロバイダーのドキュメント"),
     "smtp.limits": ("Default limits: {daily} a day, {minute} a minute", "既定の上限: 1 日 {daily} 通、1 分 {minute} 通"),
-    "smtp.limit_unknown": ("depends on your plan", "プランにより異なる"),
+    "smtp.limits_unknown": (
+        "The sending limits depend on your plan with this provider: enter them under More options.",
+        "送信上限はこのプロバイダーとのご契約により異なります。[詳細設定] で入力してください。",
+    ),
     "smtp.host": ("Outgoing server (host)", "送信サーバー"),
     "smtp.port": ("Port", "ポート"),
     "smtp.security": ("Encryption type", "暗号化タイプ"),
@@ -272,6 +275,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "smtp.send_test": ("Send test email", "テストメールを送信"),
     "smtp.sending": ("Sending the test email…", "テストメールを送信しています…"),
     "smtp.save": ("Save", "保存"),
+    "smtp.network_error": (
+        "The test could not be started: this page lost its connection to the server. Check your network and press "
+        "Send test email again.",
+        "テストを開始できませんでした（サーバーとの接続が切れました）。ネットワークを確認して、もう一度 [テストメールを送信] を押して"
+        "ください。",
+    ),
     "smtp.save_hint": (
         "Save becomes available once a test email has succeeded with exactly these values.",
         "この内容でテストメールの送信に成功すると、[保存] ボタンが有効になります。",
@@ -478,6 +487,140 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tenants.empty": (
         "No tenants yet. Create one with “letterhead tenant create”.",
         "テナントはまだありません。「letterhead tenant create」で作成してください。",
+    ),
+    # --- email authentication (branded sender) ----------------------------------------------------------------
+    "auth.title": ("Email authentication", "メール認証"),
+    "auth.intro": (
+        "Send from your own address through {platform}. Enter the address and click “Send verification email”, "
+        "then open the link in that email and press “Verify email”. Once verified, the address automatically "
+        "becomes the sender of all outgoing email.",
+        "{platform} 経由で、あなたのメールアドレスから送信します。アドレスを入力して [確認メールを送信] をクリックし、届いたメールの"
+        "リンクを開いて [メールを確認] ボタンを押してください。確認が完了すると、確認したメールアドレスが自動的にすべての送信メールの"
+        "送信者のメールアドレスになります。",
+    ),
+    "auth.current": ("Current sender address", "現在の送信者アドレス"),
+    "auth.current_default": (
+        "No address is verified yet: your email goes out from the default address {address}.",
+        "確認済みのアドレスはまだありません。メールはデフォルトのアドレス {address} から送信されています。",
+    ),
+    "auth.verified": ("Verified", "確認済み"),
+    "auth.verified_at": ("Verified on {when}", "{when} に確認済み"),
+    "auth.not_in_use": (
+        "This address is verified, but the active method is “{mode}”. Use the branded method to send from it.",
+        "このアドレスは確認済みですが、現在の送信方法は「{mode}」です。このアドレスから送信するには、ブランドの方法を使ってください。",
+    ),
+    "auth.address": ("Sender email address", "送信者メールアドレス"),
+    "auth.name": ("Sender name", "送信者名"),
+    "auth.name_hint": ("Shown to recipients; empty: “{tenant}”.", "受信者に表示される名前です。空欄の場合は「{tenant}」。"),
+    "auth.send": ("Send verification email", "確認メールを送信"),
+    "auth.resend": ("Resend verification email", "確認メールを再送信"),
+    "auth.change": ("Change sender email address", "送信者メールアドレスを変更"),
+    "auth.change_note": (
+        "The current address stays in use until the new one is verified, so your email never stops.",
+        "新しいアドレスの確認が完了するまでは現在のアドレスが使われるため、メールの送信は止まりません。",
+    ),
+    "auth.change_pending_note": (
+        "Entering another address sends a new verification email; the link sent before stops working.",
+        "別のアドレスを入力すると新しい確認メールを送信し、以前に送ったリンクは無効になります。",
+    ),
+    "auth.pending_title": ("Waiting for verification", "確認待ち"),
+    "auth.pending_badge": ("Pending", "確認待ち"),
+    "auth.pending": (
+        "A verification email was sent to {email} ({sent}). Open the link in it and press “Verify email” on the page "
+        "that opens. The link is valid until {expires}.",
+        "{email} に確認メールを送信しました（{sent}）。メール内のリンクを開き、表示されたページで [メールを確認] ボタンを押して"
+        "ください。リンクの有効期限は {expires} です。",
+    ),
+    "auth.pending_expired": (
+        "The link sent to {email} has expired. Resend the verification email to get a new link.",
+        "{email} に送信したリンクの有効期限が切れました。確認メールを再送信して、新しいリンクを受け取ってください。",
+    ),
+    "auth.resend_hint": (
+        "No email? Check the spam folder, then resend: the new link replaces the old one.",
+        "確認メールが届かない場合は、迷惑メールフォルダを確認してから再送信してください。新しいリンクを送ると、以前のリンクは無効に"
+        "なります。",
+    ),
+    "auth.resend_wait": ("You can resend after {when}.", "{when} 以降に再送信できます。"),
+    "auth.rate_limited": (
+        "Not sent: too many verification emails in a short time (a limit that protects the address's owner). Wait "
+        "{wait} and try again.",
+        "送信できませんでした。短時間に確認メールを送りすぎています（アドレスの持ち主を守るための制限です）。{wait}後にもう一度"
+        "お試しください。",
+    ),
+    "auth.no_pending": (
+        "There is nothing to resend: enter the address and click “Send verification email” first.",
+        "再送信する確認メールはありません。先にアドレスを入力して [確認メールを送信] をクリックしてください。",
+    ),
+    "auth.invalid": (
+        "The address was not accepted, so no email was sent. Correct the marked field and try again.",
+        "アドレスを受け付けられなかったため、メールは送信していません。印の付いた項目を修正して、もう一度お試しください。",
+    ),
+    "auth.no_domain": (
+        "The domain {domain} does not exist. Check the part after the @ for typing mistakes.",
+        "ドメイン {domain} は存在しません。@ より後の部分に入力ミスがないか確認してください。",
+    ),
+    "auth.dmarc_title": ("Your domain's DMARC policy", "ドメインの DMARC ポリシー"),
+    "auth.dmarc_domain": ("Domain", "ドメイン"),
+    "auth.dmarc_policy": ("Policy", "ポリシー"),
+    "auth.dmarc_result": ("How your email is sent", "送信方法"),
+    "auth.dmarc_direct": ("From your address itself.", "あなたのアドレスから直接送信します。"),
+    "auth.dmarc_via": (
+        "As “your name via the platform” with Reply-To your address, until the domain is authenticated.",
+        "ドメインが認証されるまでは「あなたの名前 via プラットフォーム」として送信し、返信先をあなたのアドレスにします。",
+    ),
+    "notice.verification_sent": (
+        "Verification email sent. Open the link in it and press “Verify email”.",
+        "確認メールを送信しました。メール内のリンクを開き、[メールを確認] ボタンを押してください。",
+    ),
+    "notice.verification_resent": (
+        "A new verification email was sent; the previous link no longer works.",
+        "確認メールを再送信しました。以前のリンクは無効になりました。",
+    ),
+    "notice.sender_name_updated": (
+        "Saved: the sender name was updated (the address is already verified).",
+        "保存しました。送信者名を更新しました（アドレスは確認済みです）。",
+    ),
+    # --- notifications -----------------------------------------------------------------------------------------
+    "notif.title": ("Notifications", "通知"),
+    "notif.intro": (
+        "The email sent for each platform event. Switch off the ones you do not want, and edit the wording for each "
+        "language.",
+        "プラットフォームのイベントごとに送信されるメールです。不要なものはオフにし、言語ごとに文面を編集できます。",
+    ),
+    "notif.on": ("On", "オン"),
+    "notif.off": ("Off", "オフ"),
+    "notif.switch_label": ("Send {event}", "{event} を送信する"),
+    "notif.customized": ("Customized: {locales}", "カスタマイズ済み: {locales}"),
+    "notif.edit": ("Edit template", "テンプレートを編集"),
+    "notif.back": ("← Notifications", "← 通知"),
+    "notif.editor_title": ("Template: {event}", "テンプレート: {event}"),
+    "notif.subject": ("Subject", "件名"),
+    "notif.html": ("HTML body", "HTML 本文"),
+    "notif.text": ("Text body (optional: made from the HTML when empty)", "テキスト本文（任意。空欄の場合は HTML から作成）"),
+    "notif.preview": ("Preview", "プレビュー"),
+    "notif.preview_note": ("Rendered with the event's example data.", "イベントのサンプルデータで表示しています。"),
+    "notif.save": ("Save", "保存"),
+    "notif.revert": ("Revert to default", "既定に戻す"),
+    "notif.using_default": ("The default template is in use.", "既定のテンプレートを使用中です。"),
+    "notif.using_custom": ("Your customized template is in use.", "カスタマイズしたテンプレートを使用中です。"),
+    "notif.template_error": (
+        "The template has an error{where}: {message} Correct it and try again; nothing was saved.",
+        "テンプレートにエラーがあります{where}: {message} 修正してもう一度お試しください（保存されていません）。",
+    ),
+    "notif.line": (" on line {line}", "（{line} 行目）"),
+    "notif.data": ("Example data of this event (data.… in the template)", "このイベントのサンプルデータ（テンプレートでは data.…）"),
+    "notif.disabled_note": (
+        "This event is switched off: nothing is sent for it until you switch it on.",
+        "このイベントはオフです。オンにするまで、このイベントのメールは送信されません。",
+    ),
+    "notice.template_saved": (
+        "Saved: new notifications use this template.", "保存しました。新しい通知からこのテンプレートが使われます。"),
+    "notice.template_reverted": (
+        "Reverted: the default template is in use again.", "既定のテンプレートに戻しました。"),
+    "notice.event_switched": ("Saved.", "保存しました。"),
+    "error.no_event": (
+        "There is no event “{event}”. Go back to Notifications and choose one from the list.",
+        "イベント「{event}」はありません。通知の一覧に戻り、一覧から選択してください。",
     ),
 }
 
