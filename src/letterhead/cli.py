@@ -23,12 +23,12 @@ tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
 keys_app = typer.Typer(no_args_is_help=True, help="Secret and encryption keys.")
 smtp_app = typer.Typer(no_args_is_help=True, help="Tenant SMTP servers.")
-user_app = typer.Typer(no_args_is_help=True, help="People who sign in to the web UI.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
 app.add_typer(smtp_app, name="smtp")
+user_app = typer.Typer(no_args_is_help=True, help="People who sign in to the web UI.")
 app.add_typer(user_app, name="user")
 
 out = Console()
@@ -210,28 +210,52 @@ def bench(
     messages: Annotated[int, typer.Option(help="Messages to send")] = 20_000,
     tenants: Annotated[int, typer.Option(help="Tenants to spread them over")] = 10,
     sink_port: Annotated[int | None, typer.Option(help="Send to an already running sink on 127.0.0.1")] = None,
-    transport_only: Annotated[bool, typer.Option("--transport-only", help="Only the SMTP client")] = False,
-    postgres: Annotated[str | None, typer.Option(help="Run end to end on this PostgreSQL URL")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    sink: Annotated[str, typer.Option(help="auto (smtp-sink when installed), smtp-sink or builtin")] = "auto",
+    transport_only: Annotated[
+        bool, typer.Option("--transport-only", help="Only the SMTP client: pre-composed ~4 KB messages")
+    ] = False,
+    connections: Annotated[int, typer.Option(help="SMTP connections (--transport-only)")] = 8,
+    no_pipelining: Annotated[bool, typer.Option("--no-pipelining", help="Lock-step SMTP (--transport-only)")] = False,
+    postgres: Annotated[
+        str | None, typer.Option(help="Run on this PostgreSQL URL, or 'auto' for a throwaway cluster")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="`letterhead worker` processes")] = 1,
+    offered_rate: Annotated[
+        float | None, typer.Option(help="Accept at this many msgs/s; report enqueue→sent latency")
+    ] = None,
+    queued: Annotated[
+        int | None, typer.Option(help="Memory: queue this many first, then sample one worker's RSS")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds the worker runs in --queued mode")] = 30.0,
+    dkim: Annotated[bool, typer.Option("--dkim", help="Sign with DKIM (reported as not available yet)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Measure the real pipeline (enqueue → worker → SMTP) against a local sink."""
+    """Measure the real pipeline (notifications accepted → rendered → sent → recorded) against a local sink."""
     from letterhead.bench import run_bench
 
     result = run_bench(
         messages=messages,
         tenants=tenants,
         sink_port=sink_port,
+        sink=sink,
         transport_only=transport_only,
+        connections=connections,
+        pipelining=not no_pipelining,
         postgres=postgres,
         workers=workers,
+        offered_rate=offered_rate,
+        queued=queued,
+        duration=duration,
+        dkim=dkim,
         progress=None if as_json else err,
     )
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(result, ensure_ascii=False))
     else:
         for k, v in result.items():
-            out.print(f"{k:>16}: {v}")
+            out.print(f"{k:>24}: {v}", highlight=False)
+    if not result.get("ok"):
+        raise typer.Exit(1)
 
 
 @smtp_app.command("test")

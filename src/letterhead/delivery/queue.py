@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from letterhead.context import Context
@@ -171,32 +171,50 @@ CLAIM_COLUMNS = (
 )
 
 
-def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: datetime | None = None) -> list[Any]:
-    """Lease up to ``limit`` due messages to ``owner``; returns their rows (``CLAIM_COLUMNS``)."""
-    now = now or utcnow()
-    due = or_(
-        and_(
-            messages.c.status.in_([MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value]),
-            messages.c.next_attempt_at <= now,
-        ),
+def _due_branches(now: datetime) -> list[Any]:
+    """The three kinds of claimable rows, each a condition the ``(status, next_attempt_at)`` index serves in
+    order. One ``OR`` of them would make the database collect *every* due row and sort it before the LIMIT
+    (SQLite: "MULTI-INDEX OR" + "TEMP B-TREE FOR ORDER BY"), i.e. seconds and a growing temp tree per claim
+    with a million queued; each branch alone stops after ``limit`` index entries."""
+    return [
+        and_(messages.c.status == MessageStatus.QUEUED.value, messages.c.next_attempt_at <= now),
+        and_(messages.c.status == MessageStatus.DEFERRED.value, messages.c.next_attempt_at <= now),
         # A stale lease: its worker died (or hangs) past the deadline.
         and_(messages.c.status == MessageStatus.SENDING.value, messages.c.leased_until < now),
-    )
-    inner = select(messages.c.id).where(due).order_by(messages.c.next_attempt_at).limit(limit)
-    if not db.is_sqlite:
-        inner = inner.with_for_update(skip_locked=True)
-    stmt = (
-        update(messages)
-        .where(messages.c.id.in_(inner.scalar_subquery()))
-        .values(
-            status=MessageStatus.SENDING.value,
-            lease_owner=owner,
-            leased_until=now + timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .returning(*CLAIM_COLUMNS)
-    )
+    ]
+
+
+def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: datetime | None = None) -> list[Any]:
+    """Lease up to ``limit`` due messages to ``owner``; returns their rows (``CLAIM_COLUMNS``).
+
+    Candidates are read per branch (queued, deferred, stale leases; on PostgreSQL locked with ``FOR UPDATE SKIP
+    LOCKED``), merged by due time so retries are not starved by a stream of new messages, and the first
+    ``limit`` are leased in one UPDATE, all in one transaction.
+    """
+    now = now or utcnow()
     with db.session() as s:
+        candidates: list[tuple[datetime, str]] = []
+        for cond in _due_branches(now):
+            q = select(messages.c.next_attempt_at, messages.c.id).where(cond)
+            q = q.order_by(messages.c.next_attempt_at).limit(limit)
+            if not db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            candidates += [(r[0], r[1]) for r in s.execute(q)]
+        if not candidates:
+            return []
+        candidates.sort()
+        ids = [i for _, i in candidates[:limit]]
+        stmt = (
+            update(messages)
+            .where(messages.c.id.in_(ids))
+            .values(
+                status=MessageStatus.SENDING.value,
+                lease_owner=owner,
+                leased_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(*CLAIM_COLUMNS)
+        )
         return list(s.execute(stmt))
 
 

@@ -1,0 +1,127 @@
+"""``letterhead bench`` is itself checked for correctness (never for speed: timings belong in benchmarks/).
+
+Each mode must report that the sink received exactly the messages sent and that the log agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from letterhead.bench import DKIM_NOTE, SMTP_SINK, notification_items, percentile, run_bench, transport_messages
+
+KEYS = {"msgs_per_sec", "p50_ms", "p99_ms", "peak_rss_mb", "sink", "messages", "mode", "versions", "cores"}
+
+
+def test_end_to_end_notifications_builtin_sink() -> None:
+    r = run_bench(messages=300, tenants=3, sink="builtin")
+    assert r.keys() >= KEYS
+    assert r["mode"] == "end-to-end" and r["database"] == "sqlite"
+    assert r["sink"].startswith("letterhead.benchsink")
+    # The built-in sink counts distinct Message-IDs: exactly the messages sent, none twice.
+    assert r["sink_received"] == {"messages": 300, "unique_message_ids": 300}
+    assert r["statuses"] == {"sent": 300}
+    assert r["attempts"] == r["sent_attempts"] == r["distinct_message_ids"] == 300
+    assert r["messages_with_other_than_one_attempt"] == 0
+    assert r["log_ok"] and r["sink_ok"] and r["ok"]
+    assert r["worker_exit_codes"] == [0]
+    assert r["p50_ms"] is not None and r["p99_ms"] >= r["p50_ms"]
+    assert {"python", "sqlalchemy", "platform"} <= r["versions"].keys()
+
+
+def test_transport_only_builtin_sink_counts_warmup_too() -> None:
+    r = run_bench(messages=300, transport_only=True, connections=4, sink="builtin")
+    assert r["mode"] == "transport-only" and r["sent"] == 300
+    assert r["message_bytes"] >= 4000
+    assert r["sink_received"] == {"messages": 304, "unique_message_ids": 304}  # 4 warm-up messages
+    assert r["ok"]
+
+
+@pytest.mark.skipif(not os.path.exists(SMTP_SINK), reason="Postfix smtp-sink not installed (package postfix)")
+def test_smtp_sink_counter_and_dkim_note() -> None:
+    r = run_bench(messages=300, tenants=2, sink="smtp-sink", dkim=True)
+    assert r["sink"] == "postfix smtp-sink"
+    assert r["sink_received"] == {"messages": 300}
+    assert r["dkim"] == DKIM_NOTE
+    assert r["ok"]
+
+
+def test_queued_mode_reports_worker_memory() -> None:
+    r = run_bench(messages=0, queued=500, tenants=2, duration=3, sink="builtin")
+    assert r["mode"] == "queued" and r["queued"] == 500
+    assert r["peak_rss_mb"] and r["peak_rss_mb"] > 10
+    assert r["left_sending"] == 0
+    assert r["sink_received"]["messages"] == r["messages"]  # what the log says was sent arrived
+    assert r["ok"]
+
+
+def test_cli_json() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--messages", "200",
+         "--transport-only", "--sink", "builtin", "--json"],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    r = json.loads(out.stdout)
+    assert r["ok"] and r["messages"] == 200
+
+
+def test_helpers() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([1, 2, 3, 4, 100], 0.5) == 3
+    assert percentile([1, 2, 3, 4, 100], 0.99) == 100
+    envs = transport_messages(3, start=10)
+    assert [e.rcpt_to for e in envs] == [("customer10@example.com",), ("customer11@example.com",),
+                                         ("customer12@example.com",)]
+    assert len({e.data for e in envs}) == 3
+
+
+@pytest.mark.postgres
+def test_end_to_end_postgres_two_workers(pg_url: str) -> None:
+    r = run_bench(messages=300, tenants=3, sink="builtin", postgres=pg_url, workers=2)
+    assert r["database"] == "postgresql" and r["workers"] == 2
+    assert r["sink_received"] == {"messages": 300, "unique_message_ids": 300}
+    assert r["worker_exit_codes"] == [0, 0]
+    assert r["log_ok"] and r["ok"]
+
+
+def test_render_timeout_under_load_is_retried_then_deferred_never_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the bench: on a saturated host the sandbox's wall-clock render limit fired for valid templates
+    and the worker failed those messages for good. Now it renders again, and defers if the limit keeps firing."""
+    import asyncio
+
+    from letterhead import migrate
+    from letterhead.context import Context
+    from letterhead.delivery import worker as worker_module
+    from letterhead.errors import TemplateError
+    from letterhead.models import Attempt, Message
+    from letterhead.notifications.service import accept
+    from letterhead.tenants import create_tenant
+    from tests.conftest import make_settings
+
+    ctx = Context.create(make_settings(tmp_path, platform_smtp_url="smtp://127.0.0.1:9"))
+    migrate.upgrade(ctx.db.engine)
+    tenant = create_tenant(ctx, tenant_id="shop", name="Shop", plan="pro")
+    accept(ctx, tenant=tenant, items=notification_items(0, 1, 1))
+    calls = []
+
+    def slow(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        raise TemplateError(f"html: {worker_module._DEADLINE}", field="html")
+
+    monkeypatch.setattr(worker_module, "render_content", slow)
+    assert asyncio.run(worker_module.Worker(ctx).run_once()) == 1
+    assert len(calls) == worker_module._RENDER_TRIES
+    with ctx.db.session() as s:
+        msg = s.scalars(select(Message)).one()
+        assert msg.status == "deferred" and msg.attempt_count == 0
+        assert "Rendering timed out" in (msg.note or "")
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
+    ctx.close()
