@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -62,6 +61,7 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="API and UI only; run workers separately")] = False,
 ) -> None:
     """API + web UI + delivery worker (+ the development inbox when no platform SMTP is set), one process."""
+    from letterhead.server import run as run_loop
     from letterhead.server import serve as run
 
     _logging()
@@ -71,20 +71,20 @@ def serve(
         raise _fail(exc) from None
     h, p = host or ctx.settings.host, port or ctx.settings.port
     out.print(f"Letterhead on [bold]http://{h}:{p}[/bold]  (database: {ctx.db.engine.url.render_as_string()})")
-    asyncio.run(run(ctx, host=h, port=p, with_worker=not no_worker))
+    run_loop(run(ctx, host=h, port=p, with_worker=not no_worker))
 
 
 @app.command()
 def worker() -> None:
     """A delivery worker (run as many as you like against PostgreSQL)."""
-    from letterhead.server import run_worker
+    from letterhead.server import run, run_worker
 
     _logging()
     try:
         ctx = _ctx()
     except LetterheadError as exc:
         raise _fail(exc) from None
-    asyncio.run(run_worker(ctx))
+    run(run_worker(ctx))
 
 
 @db_app.command("upgrade")

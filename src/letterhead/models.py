@@ -360,3 +360,38 @@ class SenderVerification(Base):
     used_at: Mapped[datetime | None]
     #: The verification email in the log.
     message_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class DomainStatus(StrEnum):
+    """Stored values are pinned by tests; never rename a value."""
+
+    PENDING = "pending"  # the DKIM record has not been found matching our key (yet, or any more)
+    VERIFIED = "verified"  # the last check found the DKIM record with our public key: mail is DKIM-signed
+
+
+class SendingDomain(Base):
+    """A custom sending domain a tenant authenticates by DNS (SPEC §1): our DKIM key pair and the last check.
+
+    The same domain may be added by several tenants: each gets its own key and selector and proves control by
+    DNS separately (nothing is shared). ``(domain, selector)`` is unique so two keys never compete for one
+    DNS name.
+    """
+
+    __tablename__ = "sending_domains"
+    __table_args__ = (UniqueConstraint("tenant_id", "domain"), UniqueConstraint("domain", "selector"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("dom_"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: Lower-case ASCII (IDNs as punycode), no trailing dot.
+    domain: Mapped[str] = mapped_column(String(253))
+    selector: Mapped[str] = mapped_column(String(63))
+    #: The RSA private key (PKCS#8 PEM), encrypted with the vault. Never returned.
+    private_key_enc: Mapped[str] = mapped_column(Text)
+    #: base64 of the DER SubjectPublicKeyInfo: the ``p=`` of the DKIM record.
+    public_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DomainStatus.PENDING.value)
+    #: Per-record result of the last DNS check: ``{"dkim": {"status", "found", ...}, "spf": ..., "dmarc": ...}``.
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -69,6 +70,17 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
     if inbox is not None:
         inbox.stop()
     ctx.close()
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run the service's event loop: uvloop when installed (the `fast` extra), asyncio's own otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
 
 
 async def run_worker(ctx: Context) -> None:

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 30.0
     #: JSON object overriding or adding plans, e.g. ``{"pro": {"features": ["branded", "smtp", "domains"]}}``.
     plans: dict[str, Any] = Field(default_factory=dict)
+    #: What tenants put in their SPF record as ``include:<this>`` for custom sending domains; unset: ``_spf.``
+    #: followed by the domain of ``platform_from`` (publish the platform's sending IPs there).
+    spf_include: str | None = None
+    #: DKIM selectors of sending domains are this prefix plus the UTC date of creation (``lh20261127``).
+    dkim_selector_prefix: str = "lh"
 
     @field_validator("plans", mode="before")
     @classmethod

@@ -108,3 +108,37 @@ def test_dependent_field() -> None:
 def test_additional_properties_are_allowed() -> None:
     event = get_event("order.delivered")
     validate_data(event, dict(event.example, gift_message="おめでとう"))
+
+
+def test_the_fast_validators_agree_with_the_schema() -> None:
+    # The compiled (draft-7) validators only short-cut valid data; they must never accept what the schema refuses.
+    import copy
+
+    from jsonschema import Draft202012Validator
+
+    from letterhead.notifications.events import _FAST_VALIDATORS, _FORMATS
+
+    for name, event in EVENTS.items():
+        full = Draft202012Validator(event.schema, format_checker=_FORMATS)
+        samples = [copy.deepcopy(event.example)]
+        for key in list(event.example):
+            broken = copy.deepcopy(event.example)
+            broken[key] = {"not": "right"}
+            samples.append(broken)
+            missing = copy.deepcopy(event.example)
+            del missing[key]
+            samples.append(missing)
+        for key, bad in (("order_url", "javascript:alert(1)"), ("ordered_at", "2026-11-27T14:30:00"),
+                         ("currency", "yen"), ("total", -1)):
+            if key in event.example:
+                wrong = copy.deepcopy(event.example)
+                wrong[key] = bad
+                samples.append(wrong)
+        for sample in samples:
+            full_ok = full.is_valid(sample)
+            try:
+                _FAST_VALIDATORS[name](sample)
+                fast_ok = True
+            except Exception:
+                fast_ok = False
+            assert not (fast_ok and not full_ok), (name, sample)

@@ -61,9 +61,11 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
 
     web_pages.install(app)
     from letterhead.api import branded as branded_api
+    from letterhead.api import domains as domains_api
     from letterhead.web import verify as verify_pages
 
     app.include_router(branded_api.router)
+    app.include_router(domains_api.router)
     app.include_router(verify_pages.router)
 
     @app.get("/healthz", include_in_schema=False)

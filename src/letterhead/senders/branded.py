@@ -88,11 +88,12 @@ def verified_sender(session: Session, tenant_id: str) -> tuple[str, str | None] 
 
 
 def domain_authenticated(session: Session, tenant_id: str, domain: str) -> bool:
-    """Whether ``domain`` is a sending domain the tenant authenticated with Letterhead (DKIM-signed by us).
+    """Whether ``domain`` is a sending domain the tenant authenticated with Letterhead (DKIM-signed by us): the
+    tenant has a verified sending domain equal to ``domain`` or to its organisational domain (see
+    ``senders.domains.authenticating_domain``). Then DMARC passes through DKIM alignment and no "via" is needed."""
+    from letterhead.senders import domains
 
-    Custom sending domains are a later issue; until then no domain is authenticated.
-    """
-    return False
+    return domains.authenticating_domain(session, tenant_id, domain) is not None
 
 
 # --- DMARC-aware From --------------------------------------------------------------------------------------------

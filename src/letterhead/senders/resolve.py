@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from letterhead.context import Context
 from letterhead.models import SenderMode, SmtpConfig, SmtpStatus, Tenant, utcnow
 from letterhead.senders.default import platform_address, standard_sender_name
+from letterhead.senders.domains import DkimKey
 from letterhead.smtp.client import Endpoint, Security
 
 
@@ -34,6 +35,9 @@ class Route:
     config_id: str | None = None
     #: How many messages may go now (quota); None: no limit. The rest wait until ``hold_until``.
     capacity: int | None = None
+    #: Set when the From is on the tenant's verified sending domain and the mail goes through the platform
+    #: transport: sign each message with ``senders.domains.sign(data, dkim)`` and prepend the header.
+    dkim: DkimKey | None = None
 
 
 def dev_inbox_port(ctx: Context) -> int | None:
@@ -110,6 +114,11 @@ def branded_route(ctx: Context, session: Session, tenant: Tenant) -> Route | Non
         return None
     fields = branded.route_fields(ctx, session, tenant, sender[0], sender[1])
     endpoint, label = platform_endpoint(ctx)
+    dkim = None
+    if fields["from_addr"] == sender[0]:  # not rewritten "via Platform": sign when the domain is verified
+        from letterhead.senders import domains
+
+        dkim = domains.dkim_key_for(ctx, session, tenant.id, sender[0].rpartition("@")[2])
     return Route(
         key="platform",  # the same transport as the default route: shares its pooled connections
         mode=SenderMode.BRANDED,
@@ -120,6 +129,7 @@ def branded_route(ctx: Context, session: Session, tenant: Tenant) -> Route | Non
         transport=label,
         note=fields["note"],
         hold_reason=None if endpoint else "The development inbox is not running: start `letterhead serve`.",
+        dkim=dkim,
     )
 
 
