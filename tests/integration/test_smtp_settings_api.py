@@ -294,6 +294,7 @@ def test_provider_quota_reply_defers_the_rest(
     for i in ids:
         m = app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()
         assert m["status"] == "deferred" and m["category"] == "quota_exceeded", m
+        assert "Gmail" in m["remedy"]["en"]  # the configuration's preset names the provider
     assert app_client.get("/v1/tenants/acme/smtp", headers=auth(acme_key)).json()["quota"]["paused_until"]
 
 

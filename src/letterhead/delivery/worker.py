@@ -298,7 +298,7 @@ class Worker:
 
         endpoint = p.route.endpoint
         d = diagnose(
-            provider=None,
+            provider=p.route.provider,
             reply=r.reply,
             stage=r.stage,
             error=r.error,

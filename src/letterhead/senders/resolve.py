@@ -35,6 +35,8 @@ class Route:
     config_id: str | None = None
     #: How many messages may go now (quota); None: no limit. The rest wait until ``hold_until``.
     capacity: int | None = None
+    #: The SMTP preset (gmail, microsoft365, ...) of a tenant's server: names the provider in remedies.
+    provider: str | None = None
     #: Set when the From is on the tenant's verified sending domain and the mail goes through the platform
     #: transport: sign each message with ``senders.domains.sign(data, dkim)`` and prepend the header.
     dkim: DkimKey | None = None
@@ -186,4 +188,5 @@ def _smtp_base(ctx: Context, cfg: SmtpConfig) -> Route:
         ),
         transport=f"smtp {cfg.host}:{cfg.port} ({cfg.security})",
         config_id=cfg.id,
+        provider=cfg.preset if cfg.preset != "custom" else None,
     )
