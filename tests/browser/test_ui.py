@@ -63,6 +63,7 @@ class Site:
     url: str
     ctx: Context
     inbox: DevInbox
+    dns: LocalDnsServer
 
 
 def _free_port() -> int:
@@ -102,7 +103,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Sit
     ctx = Context.create(settings)
     ctx.dev_inbox_port = inbox.port
     migrate.upgrade(ctx.db.engine)
-    create_tenant(ctx, tenant_id="acme", name="山田商店", plan="pro", contact_email="support@yamada.example")
+    # enterprise: every feature, custom sending domains included.
+    create_tenant(ctx, tenant_id="acme", name="山田商店", plan="enterprise", contact_email="support@yamada.example")
     make_user(ctx, OWNER, tenant="acme")
     server = uvicorn.Server(uvicorn.Config(create_app(ctx, dev_inbox=inbox), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off", access_log=False))
@@ -112,7 +114,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Sit
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
-    yield Site(url, ctx, inbox)
+    yield Site(url, ctx, inbox, dns)
     server.should_exit = True
     thread.join(10)
     inbox.stop()
@@ -311,6 +313,42 @@ def test_logs_filter_and_detail(browser: Any, site: Site) -> None:
     assert not page.js_errors
 
 
+def test_sending_domain_add_check_publish(browser: Any, site: Site) -> None:
+    page = open_page(browser, site, "ja")
+    page.goto(site.url + "/t/acme/settings/email/authentication")
+    section = page.locator("[data-role=domains]")
+    assert "送信ドメインはまだありません" in section.inner_text()
+    page.fill("input[name=domain]", "shop@yamada.example")
+    page.click("[data-role=add-domain-button]")
+    assert "@ より後のドメイン部分（yamada.example）" in page.locator("#domain-error").inner_text()
+    page.fill("input[name=domain]", "yamada.example")
+    page.click("[data-role=add-domain-button]")
+    page.wait_for_url(re.compile(r"notice=domain_added.*#domain-yamada-example$"))
+    card = page.locator("article.domain[data-domain='yamada.example']")
+    assert card.get_attribute("data-status") == "pending"
+    dkim = card.locator("tbody.record[data-purpose=dkim]")
+    value = dkim.locator("textarea[data-role=record-value]").input_value()
+    host = card.locator("tbody.record[data-purpose=dkim] .rec-host .muted").inner_text().split(": ", 1)[1]
+    assert value.startswith("v=DKIM1; k=rsa; p=") and host.endswith("._domainkey.yamada.example")
+    dkim.locator("[data-copy]").click()  # selects the value (the clipboard may be unavailable on plain http)
+
+    card.locator("[data-role=check-dns]").click()
+    page.wait_for_url(re.compile(r"notice=domain_checked"))
+    dkim = page.locator("article.domain[data-domain='yamada.example'] tbody.record[data-purpose=dkim]")
+    assert dkim.get_attribute("data-status") == "missing"
+    assert "TXT レコードがまだありません" in dkim.locator("[data-role=advice]").inner_text()
+
+    site.dns.set(host, [("TXT", value)])
+    page.locator("article.domain[data-domain='yamada.example'] [data-role=check-dns]").click()
+    page.wait_for_url(re.compile(r"notice=domain_verified"))
+    card = page.locator("article.domain[data-domain='yamada.example']")
+    assert card.get_attribute("data-status") == "verified"
+    assert "認証済み・DKIM 署名中" in card.locator("[data-role=domain-status]").inner_text()
+    statuses = card.locator("tbody.record").evaluate_all("els => els.map(e => e.dataset.status)")
+    assert statuses == ["verified", "missing", "verified"]  # DKIM, SPF (none published), DMARC (p=none)
+    assert not page.js_errors
+
+
 def test_branded_sender_end_to_end(browser: Any, site: Site) -> None:
     page = open_page(browser, site, "ja")
     page.click("text=メール認証")
@@ -421,4 +459,6 @@ def test_every_page_in_both_languages(browser: Any, site: Site, lang: str) -> No
     page.goto(site.url + "/t/acme/settings/email/smtp")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     shot(page, "custom-email-settings-mobile", lang)
+    page.goto(site.url + "/t/acme/settings/email/authentication")  # the DNS records stack on a phone
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert not page.js_errors and not anonymous.js_errors

@@ -29,6 +29,7 @@ from starlette.datastructures import FormData
 
 from letterhead import maillog, users
 from letterhead.context import Context
+from letterhead.dns import DnsUnavailable
 from letterhead.errors import (
     ConfigurationError,
     Conflict,
@@ -43,6 +44,7 @@ from letterhead.notifications import service as notification_service
 from letterhead.notifications.events import EVENTS, Event, get_event
 from letterhead.plans import Feature
 from letterhead.senders import branded as branded_service
+from letterhead.senders import domains as domain_service
 from letterhead.senders import settings as sender_settings
 from letterhead.senders import smtp as smtp_service
 from letterhead.smtp.presets import PRESETS
@@ -278,7 +280,8 @@ def _notice(web: Web) -> str | None:
     if not key or not web.t.has(f"notice.{key}"):
         return None
     mode = web.request.query_params.get("mode", "")
-    return web.t(f"notice.{key}", mode=web.t(f"mode.{mode}") if mode in set(SenderMode) else mode)
+    domain = web.request.query_params.get("domain", "")[:253]
+    return web.t(f"notice.{key}", mode=web.t(f"mode.{mode}") if mode in set(SenderMode) else mode, domain=domain)
 
 
 def plan_note(web: Web, feature: Feature) -> str:
@@ -783,11 +786,12 @@ def log_detail(message_id: str, web: TenantDep) -> Response:
 
 def _auth_page(web: Web, *, status: int = 200, notice: str | None = None, error: str | None = None,
                errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
-               warnings: list[str] | None = None) -> Response:
+               warnings: list[str] | None = None, domain_value: str = "", domain_error: str | None = None
+               ) -> Response:
     if not web.ctx.plans.has(web.tn.plan, Feature.BRANDED):
         return web.render("authentication.html", status=403 if status == 200 else status,
                           gated=plan_note(web, Feature.BRANDED), info=None, b=None, notice=None, error=None,
-                          errors={}, values={}, warnings=[], times={})
+                          errors={}, values={}, warnings=[], times={}, dom=None)
     info = sender_settings.describe(web.ctx, tenant=web.tn)
     b = info.get("branded") or {}
     tz = web.tn.timezone
@@ -808,7 +812,25 @@ def _auth_page(web: Web, *, status: int = 200, notice: str | None = None, error:
         "authentication.html", status=status, gated=None, info=info, b=b, notice=notice or _notice(web),
         error=error, errors=errors or {}, values=values or {"email": "", "name": ""},
         warnings=(warnings or []) + ([web.t.pick(b["warning"])] if b.get("warning") else []), times=times,
+        dom=_domains_view(web, when, value=domain_value, error=domain_error),
     )
+
+
+def _domains_view(web: Web, when: Any, *, value: str, error: str | None) -> dict[str, Any]:
+    """The "Sending domains" section: the upgrade note on plans without custom domains, else each domain with
+    its records (advice in the UI's language) and the add form's value and error."""
+    if not web.ctx.plans.has(web.tn.plan, Feature.DOMAINS):
+        return {"gated": plan_note(web, Feature.DOMAINS), "domains": [], "value": "", "error": None}
+    items = []
+    for d in domain_service.list_domains(web.ctx, tenant=web.tn):
+        records = [dict(r, advice=web.t.pick(r.get("advice"))) for r in d["records"]]
+        items.append(dict(d, records=records, added=when(d["created_at"]), checked=when(d["checked_at"]),
+                          verified=when(d["verified_at"]), anchor=_domain_anchor(d["domain"])))
+    return {"gated": None, "domains": items, "value": value, "error": error}
+
+
+def _domain_anchor(domain: str) -> str:
+    return "domain-" + domain.replace(".", "-")
 
 
 def _branded_error(web: Web, exc: LetterheadError) -> tuple[str, dict[str, str]]:
@@ -862,6 +884,100 @@ async def authentication_resend(web: TenantDep) -> Response:
         error, _ = _branded_error(web, exc)
         return _auth_page(web, status=429 if isinstance(exc, RateLimited) else 409, error=error)
     return web.redirect(web.url("/settings/email/authentication", notice="verification_resent"))
+
+
+# --- sending domains (DKIM) -------------------------------------------------------------------------------------
+
+AUTH_PATH = "/settings/email/authentication"
+_DOMAIN_ERRORS = {  # the service's stable InvalidInput messages (senders/domains.py) → catalogue keys
+    "required": "dom.err.required",
+    "an address, not a domain": "dom.err.address",
+    "a URL, not a domain": "dom.err.url",
+    "trailing dot": "dom.err.trailing_dot",
+    "contains spaces": "dom.err.spaces",
+    "not a valid internationalised domain": "dom.err.idn",
+    "longer than 253 characters": "dom.err.too_long",
+    "needs at least two labels": "dom.err.two_labels",
+    "invalid label": "dom.err.label",
+    "an IP address, not a domain": "dom.err.ip",
+    "a public suffix": "dom.err.public_suffix",
+    "the platform's own domain": "dom.err.platform",
+}
+
+
+def _domain_field_error(web: Web, exc: InvalidInput, typed: str) -> str:
+    message = str((exc.errors[0] if exc.errors else {}).get("message") or "")
+    key = _DOMAIN_ERRORS.get(message)
+    if key is None:
+        return web.t("field.other", message=exc.detail)
+    text = typed.strip()
+    try:
+        shown = domain_service.normalize_domain(text)
+    except InvalidInput:
+        shown = text.rstrip(".")
+    if key == "dom.err.address":
+        shown = text.rpartition("@")[2] or "example.com"
+    label = exc.detail.split("'")[1] if exc.detail.count("'") >= 2 else text
+    return web.t(key, domain=shown, label=label, platform=web.platform)
+
+
+def _domain_redirect(web: Web, notice: str, domain: str, *, anchor: bool = True) -> Response:
+    url = web.url(AUTH_PATH, notice=notice, domain=domain)
+    return web.redirect(url + ("#" + _domain_anchor(domain) if anchor else "#domains"))
+
+
+@router.post("/t/{tenant_id}/settings/email/authentication/domains")
+async def domain_add(web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    typed = str(form.get("domain") or "")[:1000]
+    try:
+        out = await run_in_threadpool(domain_service.add_domain, web.ctx, tenant=web.tn, domain=typed)
+    except PlanRequired:
+        return _auth_page(web, status=403)
+    except InvalidInput as exc:
+        return _auth_page(web, status=422, error=web.t("dom.invalid"), domain_value=typed,
+                          domain_error=_domain_field_error(web, exc, typed))
+    except Conflict as exc:
+        domain = str(exc.extra.get("domain") or typed.strip())
+        key = "dom.exists" if "already" in exc.detail else "dom.busy"
+        message = web.t(key, domain=domain)
+        return _auth_page(web, status=409, error=message, domain_value=typed, domain_error=message)
+    except ConfigurationError as exc:
+        return _auth_page(web, status=500, error=web.t("error.config", detail=exc.detail), domain_value=typed)
+    return _domain_redirect(web, "domain_added", out["domain"])
+
+
+@router.post("/t/{tenant_id}/settings/email/authentication/domains/{domain}/check")
+async def domain_check(domain: str, web: TenantDep) -> Response:
+    await web.form()
+    web.require_editor()
+    try:
+        out = await run_in_threadpool(domain_service.check_domain, web.ctx, tenant=web.tn, domain=domain)
+    except PlanRequired:
+        return _auth_page(web, status=403)
+    except NotFound:
+        return _auth_page(web, status=404, error=web.t("dom.not_found", domain=domain[:253]))
+    except DnsUnavailable as exc:
+        name = str(exc.extra.get("name") or domain)
+        return _auth_page(web, status=503, error=web.t("dom.dns_unavailable", name=name, domain=domain[:253]))
+    notice = "domain_verified" if out["status"] == "verified" else "domain_checked"
+    return _domain_redirect(web, notice, out["domain"])
+
+
+@router.post("/t/{tenant_id}/settings/email/authentication/domains/{domain}/delete")
+async def domain_delete(domain: str, web: TenantDep) -> Response:
+    form = await web.form()
+    web.require_editor()
+    if form.get("confirm") != "1":
+        return _auth_page(web, status=422, error=web.t("dom.delete_unconfirmed", domain=domain[:253]))
+    try:
+        await run_in_threadpool(domain_service.delete_domain, web.ctx, tenant=web.tn, domain=domain)
+    except PlanRequired:
+        return _auth_page(web, status=403)
+    except NotFound:
+        return _auth_page(web, status=404, error=web.t("dom.not_found", domain=domain[:253]))
+    return _domain_redirect(web, "domain_deleted", domain[:253], anchor=False)
 
 
 # --- notifications ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ The language comes from the ``lh_lang`` cookie (the switch in the header), else 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 LANGS = ("ja", "en")
@@ -580,6 +581,202 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Saved: the sender name was updated (the address is already verified).",
         "保存しました。送信者名を更新しました（アドレスは確認済みです）。",
     ),
+    "auth.dmarc_authenticated": (
+        "{domain} is authenticated with DKIM (Sending domains below): your email is sent from the address itself.",
+        "{domain} は DKIM で認証済みです（下の送信ドメイン）。メールはあなたのアドレスから直接送信されます。",
+    ),
+    "auth.dmarc_fix": (
+        "To send from the address itself, authenticate {domain} under Sending domains below.",
+        "アドレスから直接送信するには、下の送信ドメインで {domain} を認証してください。",
+    ),
+    # --- sending domains (DKIM) --------------------------------------------------------------------------------
+    "feature.domains": ("Custom sending domains with DKIM", "DKIM による独自の送信ドメイン"),
+    "dom.title": ("Sending domains", "送信ドメイン"),
+    "dom.intro": (
+        "Authenticate your own domain with DKIM: {platform} then signs your email for it, so mail from your address "
+        "passes DMARC and is sent as the address itself, not “via {platform}”. Add the domain, publish the DKIM "
+        "record with your DNS provider, then press “Check DNS”. The SPF and DMARC records are recommended.",
+        "独自ドメインを DKIM で認証すると、{platform} がそのドメインのメールに署名するため、あなたのアドレスからのメールが DMARC に"
+        "合格し、「via {platform}」ではなくアドレスそのものから送信されます。ドメインを追加し、DNS 管理画面で DKIM レコードを"
+        "追加してから [DNS を確認] を押してください。SPF と DMARC のレコードの追加も推奨します。",
+    ),
+    "dom.empty": ("No sending domain yet.", "送信ドメインはまだありません。"),
+    "dom.add_title": ("Add a domain", "ドメインを追加"),
+    "dom.domain": ("Domain", "ドメイン"),
+    "dom.domain_hint": (
+        "The part after the @ of your sender address, e.g. example.com. Japanese domain names are accepted.",
+        "送信者アドレスの @ より後の部分です（例: example.com）。日本語ドメイン名も使えます。",
+    ),
+    "dom.add": ("Add domain", "ドメインを追加"),
+    "dom.check": ("Check DNS", "DNS を確認"),
+    "dom.status.verified": ("✓ Verified · DKIM signing", "✓ 認証済み・DKIM 署名中"),
+    "dom.status.pending": ("Waiting for DNS", "DNS の確認待ち"),
+    "dom.selector": ("Selector", "セレクター"),
+    "dom.added_at": ("Added", "追加日時"),
+    "dom.checked_at": ("Last checked", "最終確認"),
+    "dom.never_checked": ("Not checked yet", "未確認"),
+    "dom.verified_at": ("Verified", "認証日時"),
+    "dom.records": ("DNS records for {domain}", "{domain} の DNS レコード"),
+    "dom.col.type": ("Type", "種類"),
+    "dom.col.host": ("Host (name)", "ホスト名"),
+    "dom.col.value": ("Value", "値"),
+    "dom.col.status": ("Status", "状態"),
+    "dom.full_name": ("Full name: {host}", "完全な名前: {host}"),
+    "dom.purpose.dkim": ("DKIM", "DKIM"),
+    "dom.purpose.spf": ("SPF", "SPF"),
+    "dom.purpose.dmarc": ("DMARC", "DMARC"),
+    "dom.required": ("required", "必須"),
+    "dom.recommended": ("recommended", "推奨"),
+    "dom.rec.pending": ("Not checked", "未確認"),
+    "dom.rec.verified": ("✓ Found", "✓ 確認済み"),
+    "dom.rec.missing": ("Missing", "見つかりません"),
+    "dom.rec.mismatch": ("✗ Wrong value", "✗ 値が違います"),
+    "dom.found": ("DNS holds", "DNS の現在の値"),
+    "dom.found_none": ("nothing (no such record)", "なし（レコードがありません）"),
+    "dom.found_unknown": ("not checked yet", "まだ確認していません"),
+    "dom.copy": ("Copy", "コピー"),
+    "dom.copied": ("Copied", "コピーしました"),
+    "dom.value_label": ("{purpose} record value", "{purpose} レコードの値"),
+    "dom.host_label": ("{purpose} record host", "{purpose} レコードのホスト名"),
+    "dom.delete": ("Delete domain…", "ドメインを削除…"),
+    "dom.delete_note": (
+        "Mail from {domain} is then no longer DKIM-signed, and its key is destroyed: adding the domain again creates "
+        "a new key with a new DKIM record to publish. You can remove the records from your DNS afterwards.",
+        "削除すると {domain} のメールには DKIM 署名が付かなくなり、鍵も破棄されます。もう一度追加すると新しい鍵が作られ、新しい "
+        "DKIM レコードの追加が必要になります。削除後は DNS からレコードを削除してかまいません。",
+    ),
+    "dom.delete_confirm": ("Yes, delete {domain} and its key", "{domain} と鍵を削除します"),
+    "dom.delete_button": ("Delete {domain}", "{domain} を削除"),
+    "dom.invalid": (
+        "The domain was not added. Correct the marked field and try again.",
+        "ドメインを追加できませんでした。印の付いた項目を修正して、もう一度お試しください。",
+    ),
+    "dom.err.required": (
+        "Enter the domain you send from, e.g. example.com.",
+        "送信に使うドメインを入力してください（例: example.com）。",
+    ),
+    "dom.err.address": (
+        "This is an email address: enter only the domain, the part after the @ ({domain}).",
+        "メールアドレスではなく、@ より後のドメイン部分（{domain}）だけを入力してください。",
+    ),
+    "dom.err.url": (
+        "This is a web address: enter only the domain name, e.g. example.com, without http:// or /.",
+        "URL ではなく、http:// や / を付けずにドメイン名だけを入力してください（例: example.com）。",
+    ),
+    "dom.err.trailing_dot": (
+        "Enter the domain without the dot at the end: {domain}",
+        "末尾のドット（.）を付けずに入力してください: {domain}",
+    ),
+    "dom.err.spaces": (
+        "A domain name cannot contain spaces. Remove them and try again.",
+        "ドメイン名にスペースは使えません。スペースを削除して、もう一度お試しください。",
+    ),
+    "dom.err.idn": (
+        "This is not a valid internationalised domain name. Check it for typing mistakes.",
+        "有効な日本語（国際化）ドメイン名ではありません。入力ミスがないか確認してください。",
+    ),
+    "dom.err.too_long": ("A domain name is at most 253 characters long.", "ドメイン名は 253 文字以内で入力してください。"),
+    "dom.err.two_labels": (
+        "Enter a full domain with a dot, such as example.com.",
+        "example.com のように、ドットを含む完全なドメイン名を入力してください。",
+    ),
+    "dom.err.label": (
+        "“{label}” is not a valid part of a domain name: use letters, digits and hyphens (not at either end), 1–63 "
+        "characters between dots.",
+        "「{label}」はドメイン名として使えません。ドットの間は 1〜63 文字の英数字とハイフン（先頭と末尾以外）にしてください。",
+    ),
+    "dom.err.ip": ("Enter a domain name, not an IP address.", "IP アドレスではなく、ドメイン名を入力してください。"),
+    "dom.err.public_suffix": (
+        "{domain} is a public suffix (like com or co.jp) that nobody owns. Enter your own domain, e.g. "
+        "shop.{domain}.",
+        "{domain} は com や co.jp のような共有のドメインで、所有できません。shop.{domain} のような、あなたのドメインを入力して"
+        "ください。",
+    ),
+    "dom.err.platform": (
+        "{domain} is {platform}'s own sending domain. Enter a domain of your own.",
+        "{domain} は {platform} 自身の送信ドメインです。あなたのドメインを入力してください。",
+    ),
+    "dom.exists": (
+        "{domain} is already one of your sending domains (see the list). Press “Check DNS” on it, or delete it first "
+        "to start over with a new key.",
+        "{domain} は既に送信ドメインに追加されています（一覧を参照）。そのドメインの [DNS を確認] を押すか、新しい鍵でやり直す"
+        "場合は先に削除してください。",
+    ),
+    "dom.busy": (
+        "{domain} is being added by another request right now. Wait a moment and reload the page.",
+        "{domain} は別の操作で追加中です。少し待ってから、ページを再読み込みしてください。",
+    ),
+    "dom.not_found": (
+        "{domain} is not one of your sending domains (it may have been deleted in another window). Reload the page "
+        "and try again.",
+        "{domain} は送信ドメインにありません（別の画面で削除された可能性があります）。ページを再読み込みして、もう一度お試しください。",
+    ),
+    "dom.dns_unavailable": (
+        "DNS could not answer for {name} (timeout or server failure), so nothing was checked and {domain} keeps its "
+        "status. Try “Check DNS” again in a few minutes; if this persists, ask your DNS provider whether its servers "
+        "answer for the domain.",
+        "DNS から {name} の応答が得られなかった（タイムアウトまたはサーバーエラー）ため、確認できませんでした。{domain} の状態は"
+        "変わっていません。数分後にもう一度 [DNS を確認] を押してください。続く場合は、DNS サービスのサーバーがこのドメインに"
+        "応答しているか、DNS サービスに確認してください。",
+    ),
+    "dom.delete_unconfirmed": (
+        "Nothing was deleted: tick “Yes, delete {domain} and its key” to confirm, then press Delete.",
+        "削除していません。確認のため「{domain} と鍵を削除します」にチェックを入れてから、削除ボタンを押してください。",
+    ),
+    "notice.domain_added": (
+        "{domain} was added. Publish the DKIM record below with your DNS provider, then press “Check DNS”.",
+        "{domain} を追加しました。下の DKIM レコードを DNS 管理画面で追加してから、[DNS を確認] を押してください。",
+    ),
+    "notice.domain_verified": (
+        "{domain} is verified: its DKIM record is published, and your email from it is now DKIM-signed.",
+        "{domain} を認証しました。DKIM レコードが確認でき、このドメインのメールに DKIM 署名が付くようになりました。",
+    ),
+    "notice.domain_checked": (
+        "DNS checked for {domain}: the DKIM record is not right yet. Follow the advice under each record, then check "
+        "again (DNS changes can take a while to appear).",
+        "{domain} の DNS を確認しました。DKIM レコードがまだ正しくありません。各レコードの案内に従って修正し、もう一度確認してください"
+        "（DNS の変更が反映されるまで時間がかかることがあります）。",
+    ),
+    "notice.domain_deleted": (
+        "{domain} was deleted; mail from it is no longer DKIM-signed.",
+        "{domain} を削除しました。このドメインのメールには DKIM 署名が付かなくなります。",
+    ),
+    # --- effective sender reasons (services answer in English; see Translator.reason) --------------------------
+    "reason.via": (
+        "Sent as “{name}” <{addr}> with Reply-To {email}: {domain} has {why} and is not authenticated with "
+        "{platform}, so mail from {email} through the platform would fail DMARC. Authenticate the domain (Email "
+        "authentication → Sending domains) or use SMTP to send as the address itself.",
+        "「{name}」<{addr}> として送信し、返信先を {email} にしています。{domain} には {why} が設定されていて、{platform} で"
+        "ドメイン認証されていないため、{email} からそのまま送信すると DMARC に失敗します。アドレスそのものから送信するには、"
+        "ドメインを認証する（メール認証 → 送信ドメイン）か、SMTP を使ってください。",
+    ),
+    "reason.via_uncertain": (
+        "Sent as “{name}” <{addr}> with Reply-To {email}: the DMARC policy of {domain} could not be read ({state}) and "
+        "the domain is not authenticated with {platform}, so mail from {email} through the platform could fail DMARC. "
+        "Authenticate the domain (Email authentication → Sending domains) or use SMTP to send as the address itself.",
+        "「{name}」<{addr}> として送信し、返信先を {email} にしています。{domain} の DMARC ポリシーを確認できず（{state}）、"
+        "{platform} でドメイン認証もされていないため、{email} からそのまま送信すると DMARC に失敗する可能性があります。アドレス"
+        "そのものから送信するには、ドメインを認証する（メール認証 → 送信ドメイン）か、SMTP を使ってください。",
+    ),
+    "reason.smtp_fallback": (
+        "Sent through {platform}: your SMTP server is failing ({category}). Fix it in Custom email settings.",
+        "SMTP サーバーでエラーが発生しているため（{category}）、{platform} 経由で送信しています。カスタムメール設定で修正して"
+        "ください。",
+    ),
+    "reason.smtp_failing": (
+        "Held: the SMTP settings are failing ({category}). Update the password in Custom email settings and send a "
+        "test email again.",
+        "SMTP 設定でエラーが発生しているため（{category}）、メールを保留しています。カスタムメール設定でパスワードを更新し、"
+        "もう一度テストメールを送信してください。",
+    ),
+    "reason.smtp_limit": (
+        "Deferred: the provider's sending limit is reached; sending resumes by itself when the window reopens.",
+        "プロバイダーの送信上限に達したため、送信を延期しています。上限の期間がリセットされると自動的に再開します。",
+    ),
+    "reason.devinbox": (
+        "The development inbox is not running: start `letterhead serve`.",
+        "開発用の受信箱が起動していません。`letterhead serve` を起動してください。",
+    ),
     # --- notifications -----------------------------------------------------------------------------------------
     "notif.title": ("Notifications", "通知"),
     "notif.intro": (
@@ -626,6 +823,24 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 
 LANG_NAMES = {"ja": "日本語", "en": "English"}
 
+# The effective sender's ``note`` / ``held`` reasons come from the services in English (senders/resolve.py,
+# senders/branded.py). Matched on their stable parts; anything else is shown as it is.
+_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"^Sent as “(?P<name>.*?)” <(?P<addr>[^>]*)> with Reply-To (?P<email>\S+): (?P<domain>\S+) has "
+            r"DMARC (?:p=(?P<policy>\w+)|(?P<state>\w+)) and is not authenticated with (?P<platform>.+?), so mail ",
+            re.S,
+        ),
+        "reason.via",
+    ),
+    (re.compile(r"^Sent through the platform: the tenant's SMTP server is failing \((?P<category>[^)]*)\)"),
+     "reason.smtp_fallback"),
+    (re.compile(r"SMTP settings are failing \((?P<category>[^)]*)\)"), "reason.smtp_failing"),
+    (re.compile(r"sending limit is reached"), "reason.smtp_limit"),
+    (re.compile(r"^The development inbox is not running"), "reason.devinbox"),
+)
+
 
 def negotiate(accept_language: str | None) -> str:
     """The best of ja/en for an Accept-Language header (RFC 9110 §12.5.4), else the default."""
@@ -668,6 +883,25 @@ class Translator:
         if not texts:
             return ""
         return texts.get(self.lang) or texts.get("en") or next(iter(texts.values()), "")
+
+    def reason(self, text: str | None, *, platform: str = "") -> str:
+        """A service's English note/hold reason in this language (the known ones); others unchanged."""
+        if not text:
+            return ""
+        for pattern, key in _REASONS:
+            match = pattern.search(text)
+            if match is None:
+                continue
+            values = {k: v or "" for k, v in match.groupdict().items()}
+            values.setdefault("platform", platform)
+            values["platform"] = values["platform"] or platform
+            if key == "reason.via":
+                if values["policy"]:
+                    values["why"] = f"DMARC p={values['policy']}"
+                else:
+                    key = "reason.via_uncertain"
+            return self(key, **values)
+        return text
 
     def wait(self, seconds: int) -> str:
         m, s = divmod(max(1, seconds), 60)

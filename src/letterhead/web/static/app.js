@@ -3,6 +3,7 @@
  *   in place with live results; Save stays disabled until a test with exactly the current values passed, and
  *   editing any setting disables it again (the server refuses a save without a matching proof anyway).
  * - Notifications: live template preview.
+ * - Email authentication: DNS record values select themselves on focus and have a Copy button.
  */
 (function () {
   "use strict";
@@ -177,8 +178,38 @@
     });
   }
 
+  // --- sending domains: copy record values --------------------------------------------------------------------
+  function setupCopy() {
+    $all(".copy-field").forEach(function (field) {
+      field.addEventListener("focus", function () { field.select(); });
+    });
+    $all("[data-copy]").forEach(function (button) {
+      var label = button.textContent;
+      button.addEventListener("click", function () {
+        var field = $(".copy-field", button.parentNode);
+        if (!field) return;
+        function done() {
+          button.textContent = button.dataset.copied || label;
+          button.classList.add("done");
+          setTimeout(function () { button.textContent = label; button.classList.remove("done"); }, 2000);
+        }
+        function fallback() {
+          field.focus();
+          field.select();
+          try { if (document.execCommand("copy")) done(); } catch (e) { /* the value stays selected */ }
+        }
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, fallback);
+        } else {
+          fallback();
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupSmtp();
     setupPreview();
+    setupCopy();
   });
 })();
