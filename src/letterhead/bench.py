@@ -22,8 +22,6 @@ agrees (every message ``sent``, exactly one attempt each, distinct Message-IDs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import glob
 import json
 import os
 import platform
@@ -45,6 +43,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from letterhead import __version__
+from letterhead.pgcluster import PgCluster
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 ACCEPT_BATCH = 1000
@@ -194,56 +193,13 @@ def start_sink(port: int | None, workdir: Path, kind: str = "auto") -> Iterator[
 # --------------------------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-class PgCluster:
-    """A throwaway PostgreSQL cluster (as the ``postgres`` user when run as root: initdb refuses root)."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="lh-bench-pg-"))
-        self.port = _free_port()
-        self.as_root = os.geteuid() == 0
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        cmd = ["runuser", "-u", "postgres", "--", *args] if self.as_root else list(args)
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def start(self) -> None:
-        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-        if not (initdb and pg_ctl):
-            raise RuntimeError("--postgres auto needs the PostgreSQL server binaries (initdb, pg_ctl)")
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = str(self.dir / "data")
-        self._run(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        # Default durability (fsync on); only the commit wait is relaxed, as a queue in production may choose.
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-            "-c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=off"
-        )
-        self._run(pg_ctl, "-D", data, "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        pg_ctl = _pg_bin("pg_ctl")
-        if pg_ctl:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._run(pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @contextmanager
 def database_url(postgres: str | None, progress: Progress | None) -> Iterator[str | None]:
     if postgres != "auto":
         yield postgres
         return
-    cluster = PgCluster()
+    # Default durability (fsync on); only the commit wait is relaxed, as a queue in production may choose.
+    cluster = PgCluster(prefix="lh-bench-pg-", options="-c shared_buffers=256MB -c synchronous_commit=off")
     _say(progress, "starting a throwaway PostgreSQL cluster")
     try:
         cluster.start()
@@ -383,16 +339,8 @@ class Workers:
 def start_workers(settings: Any, k: int, sink_port: int, workdir: Path) -> Workers:
     """``k`` real ``letterhead worker`` processes (as tests/support/processes.py starts them); waits until each
     logged that it started, so that interpreter start-up is not part of the measurement."""
-    assert settings.secret_key and settings.encryption_keys
-    env = dict(os.environ)
-    env.update(
-        LETTERHEAD_ENV="test",
-        LETTERHEAD_DATA_DIR=str(settings.data_dir),
-        LETTERHEAD_DATABASE_URL=settings.effective_database_url,
-        LETTERHEAD_SECRET_KEY=settings.secret_key.get_secret_value(),
-        LETTERHEAD_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-        LETTERHEAD_PLATFORM_SMTP_URL=f"smtp://127.0.0.1:{sink_port}",
-        LETTERHEAD_WORKER_POLL_SECONDS="0.05",
+    env = dict(os.environ) | settings.worker_env(
+        LETTERHEAD_PLATFORM_SMTP_URL=f"smtp://127.0.0.1:{sink_port}", LETTERHEAD_WORKER_POLL_SECONDS="0.05"
     )
     procs, logs = [], []
     for i in range(k):

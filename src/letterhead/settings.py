@@ -123,6 +123,20 @@ class Settings(BaseSettings):
         assert self.secret_key is not None, "ensure_keys() must run first"
         return self.secret_key.get_secret_value().encode()
 
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """LETTERHEAD_* variables that make another process (a `letterhead worker`) share this configuration:
+        the same data dir, database and keys."""
+        assert self.secret_key and self.encryption_keys, "ensure_keys() must run first"
+        env = {
+            "LETTERHEAD_ENV": self.env,
+            "LETTERHEAD_DATA_DIR": str(self.data_dir),
+            "LETTERHEAD_DATABASE_URL": self.effective_database_url,
+            "LETTERHEAD_SECRET_KEY": self.secret_key.get_secret_value(),
+            "LETTERHEAD_ENCRYPTION_KEYS": self.encryption_keys.get_secret_value(),
+        }
+        env.update(extra)
+        return env
+
     def fernet_keys(self) -> list[str]:
         assert self.encryption_keys is not None, "ensure_keys() must run first"
         return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]

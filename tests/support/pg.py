@@ -8,19 +8,15 @@ which takes milliseconds.
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from letterhead.pgcluster import PgCluster, pg_bin
 
 REQUIRE_ALL = os.environ.get("LETTERHEAD_REQUIRE_ALL_SUITES") == "1"
 
@@ -32,51 +28,14 @@ def _skip_or_fail(reason: str) -> None:
 
 
 def _bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
+    return pg_bin(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Cluster(PgCluster):
+    """Tuned for tests: durability off (a crash loses a throwaway database, nothing else)."""
 
-
-class Cluster:
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="lh-pg-"))
-        self.port = _free_port()
-        self.as_root = os.geteuid() == 0
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        cmd = list(args)
-        if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def start(self) -> None:
-        initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-        assert initdb and pg_ctl
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = str(self.dir / "data")
-        self._run(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run(pg_ctl, "-D", data, "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        pg_ctl = _bin("pg_ctl")
-        if pg_ctl:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self._run(pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
 
 
 @pytest.fixture(scope="session")

@@ -59,18 +59,7 @@ def sink_process(tmp: Path) -> Iterator[SinkProcess]:
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    assert settings.secret_key and settings.encryption_keys
-    env = dict(os.environ)
-    env.update(
-        LETTERHEAD_ENV="test",
-        LETTERHEAD_DATA_DIR=str(settings.data_dir),
-        LETTERHEAD_DATABASE_URL=settings.effective_database_url,
-        LETTERHEAD_SECRET_KEY=settings.secret_key.get_secret_value(),
-        LETTERHEAD_ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-        LETTERHEAD_WORKER_POLL_SECONDS="0.05",
-    )
-    env.update(extra)
-    return env
+    return dict(os.environ) | settings.worker_env(LETTERHEAD_WORKER_POLL_SECONDS="0.05", **extra)
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
