@@ -227,7 +227,7 @@ def bench(
         int | None, typer.Option(help="Memory: queue this many first, then sample one worker's RSS")
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds the worker runs in --queued mode")] = 30.0,
-    dkim: Annotated[bool, typer.Option("--dkim", help="Sign with DKIM (reported as not available yet)")] = False,
+    dkim: Annotated[bool, typer.Option("--dkim", help="Every tenant sends as a verified domain: DKIM-sign each message")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Measure the real pipeline (notifications accepted → rendered → sent → recorded) against a local sink."""
