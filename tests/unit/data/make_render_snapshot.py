@@ -1,0 +1,158 @@
+"""Writes render_snapshot.json with the current renderer: run it only to record an intended change of output.
+
+.venv/bin/python tests/unit/data/make_render_snapshot.py
+"""
+
+import copy
+import json
+from pathlib import Path
+
+from letterhead import bench
+from letterhead.errors import TemplateError
+from letterhead.models import Tenant
+from letterhead.notifications.events import EVENTS
+from letterhead.notifications.service import tenant_view
+from letterhead.notifications.templates import TemplateSource, build_context, compile_source, default_source
+
+TENANT = {
+    "id": "midori",
+    "name": "みどり屋",
+    "contact_email": "support@midori.example",
+    "brand_color": "#0f766e",
+    "timezone": "Asia/Tokyo",
+}
+TENANT2 = {
+    "id": "acme",
+    "name": 'ACME <&> "Shop"',
+    "brand_color": "#ffeb3b",
+    "logo_url": "https://cdn.example.jp/logo.png?a=1&b=2",
+    "timezone": "America/New_York",
+}
+TENANT3 = {"id": "bare", "name": "", "brand_color": None, "logo_url": "javascript:alert(1)", "timezone": None}
+BENCH = tenant_view(Tenant(id="t1", name="ACME 株式会社", locale="ja", timezone="Asia/Tokyo", plan="pro"))
+PLATFORMS = [None, {"name": "Letterhead"}, {"name": "Market & Co", "url": "https://market.example/"}]
+
+
+def minimal(event):
+    ex = EVENTS[event].example
+    return {k: copy.deepcopy(v) for k, v in ex.items() if k in EVENTS[event].schema["required"]}
+
+
+def evil(event):
+    d = copy.deepcopy(EVENTS[event].example)
+    for k, v in d.items():
+        if (
+            isinstance(v, str)
+            and not v.startswith("http")
+            and not k.endswith(("_at", "_by"))
+            and k not in ("estimated_delivery", "period_start", "period_end", "expected_arrival", "ship_by", "currency")
+        ):
+            d[k] = v + ' <b>O\'Brien & "山田"</b> {{ x }}\n  next  line'
+    return d
+
+
+cases = []
+for name in sorted(EVENTS):
+    for loc in ("ja", "en"):
+        cases.append({"event": name, "locale": loc, "tenant": TENANT, "platform": None, "data": EVENTS[name].example})
+        cases.append({"event": name, "locale": loc, "tenant": TENANT2, "platform": PLATFORMS[2], "data": minimal(name)})
+        cases.append({"event": name, "locale": loc, "tenant": TENANT3, "platform": PLATFORMS[1], "data": evil(name)})
+        cases.append(
+            {"event": name, "locale": loc, "tenant": BENCH, "platform": PLATFORMS[1], "data": EVENTS[name].example}
+        )
+for i in range(6):
+    for loc in ("ja", "en"):
+        cases.append(
+            {
+                "event": "order.created",
+                "locale": loc,
+                "tenant": BENCH,
+                "platform": {"name": "Letterhead"},
+                "data": bench.order_data(i),
+            }
+        )
+# Multi-currency / decimal amounts
+d = copy.deepcopy(EVENTS["order.created"].example)
+d["currency"] = "USD"
+for it in d["items"]:
+    it["price"] = 12.345
+d["subtotal"] = 37.03
+d["total"] = "40.5"
+d["tax"] = 2.5
+for loc in ("ja", "en"):
+    cases.append({"event": "order.created", "locale": loc, "tenant": TENANT2, "platform": None, "data": d})
+
+CUSTOM = [
+    TemplateSource("Hi {{ name }}", "<p>{{ name }}</p>", "Hi {{ name }}"),
+    TemplateSource(
+        "s",
+        "<html><head><title>T</title><style>p { color: red }</style></head><body>"
+        "<h1>Hello {{ name }}</h1><p>Your code: <strong>{{ code }}</strong></p>"
+        '<span style="display:none">preheader</span>'
+        "<ul>{% for i in items %}<li>{{ i }}</li>{% endfor %}</ul>"
+        '<p><a href="{{ url }}">Open</a> or <a href="{{ url }}">{{ url }}</a></p></body></html>',
+        None,
+    ),
+    TemplateSource(
+        "x",
+        "<style>td { padding: 4px }</style><table>{% for r in items %}<tr><td>{{ r }}</td></tr>"
+        "{% endfor %}</table>{% if 1 < 2 %}<p>lt</p>{% endif %}",
+        None,
+    ),
+    TemplateSource(
+        "  Order\n {{ name }}\r\n ",
+        "<p>&#123;&#123; literal }}</p>\n{% for i in items %}\n  <p>{{ loop.index }} {{ i|upper }}</p>\n{% endfor %}\n\n\n<p>end</p>",
+        None,
+    ),
+    TemplateSource(
+        "{{ name }}", "<div>{% if name %}<p>{{ name }}{% endif %}</p></div>", None
+    ),  # derivation may fall back
+    TemplateSource(
+        "{{ name ~ '!' }}",
+        "<p>{{ '%s-%d'|format(name, 3) }} {{ items|join(', ') }} {{ name|replace('a','b') }} {{ (items|length) * 2 }} {{ '{}x'.format(name) }} {{ name.upper() }}</p>",
+        "  text {{ name }}  \n\n",
+    ),
+    TemplateSource(
+        "f",
+        "<html><head><title>{% if name %}T</title></head><body><p>{{ name }}</p><table><tr><th>a</th><td>{{ code }}</td></tr></table>{% endif %}</body></html>",
+        None,
+    ),  # text falls back to html_to_text
+    TemplateSource(
+        "{{ total|money }} {{ when|datetime }} {{ day|date }}",
+        "<p>{{ total|money('EUR') }} {{ when|date }} {{ data.name }} {{ tenant.brand_text_color }} {{ platform.url }} {{ locale }}</p>",
+        None,
+    ),
+]
+CDATA = {
+    "name": "Ann <x> & 'y'",
+    "code": "42",
+    "items": ["x", "y", "<z>"],
+    "url": "https://example.com/a?b=1&c=2",
+    "total": 1234.5,
+    "currency": "USD",
+    "when": "2026-11-27T05:30:00Z",
+    "day": "2026-11-27",
+}
+for src in CUSTOM:
+    for loc in ("ja", "en"):
+        cases.append(
+            {
+                "custom": {"subject": src.subject, "html": src.html, "text": src.text},
+                "locale": loc,
+                "tenant": TENANT,
+                "platform": None,
+                "data": CDATA,
+            }
+        )
+
+for c in cases:
+    src = TemplateSource(**c["custom"]) if "custom" in c else default_source(c["event"], c["locale"])
+    ctx = build_context(data=c["data"], tenant=c["tenant"], locale=c["locale"], platform=c["platform"])
+    try:
+        r = compile_source(src).render(ctx)
+        c["expected"] = {"subject": r.subject, "html": r.html, "text": r.text}
+    except TemplateError as e:
+        c["expected"] = {"error": e.detail}
+with open(Path(__file__).parent / "render_snapshot.json", "w", encoding="utf-8") as f:
+    json.dump(cases, f, ensure_ascii=False, indent=1)
+print(len(cases), sum("error" in c["expected"] for c in cases))
