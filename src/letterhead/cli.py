@@ -207,6 +207,7 @@ def send(
 
 @app.command()
 def bench(
+    command: typer.Context,
     messages: Annotated[int, typer.Option(help="Messages to send")] = 20_000,
     tenants: Annotated[int, typer.Option(help="Tenants to spread them over")] = 10,
     sink_port: Annotated[int | None, typer.Option(help="Send to an already running sink on 127.0.0.1")] = None,
@@ -229,8 +230,33 @@ def bench(
     duration: Annotated[float, typer.Option(help="Seconds the worker runs in --queued mode")] = 30.0,
     dkim: Annotated[bool, typer.Option("--dkim", help="Every tenant sends as a verified domain: DKIM-sign each message")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    api: Annotated[
+        bool, typer.Option("--api", help="The HTTP API under wrk: single and batch POST …/notifications")
+    ] = False,
+    api_mode: Annotated[str, typer.Option(help="--api: single, batch or both")] = "both",
+    api_workers: Annotated[int, typer.Option(help="--api: server processes (LETTERHEAD_API_WORKERS)")] = 1,
+    batch_connections: Annotated[int, typer.Option(help="--api: wrk connections for the batch endpoint")] = 4,
+    threads: Annotated[int, typer.Option(help="--api: wrk threads")] = 1,
+    warmup: Annotated[float, typer.Option(help="--api: seconds of warm-up before each measurement")] = 2.0,
+    delivery: Annotated[
+        str, typer.Option(help="--api: none (serve --no-worker) or sink (in-process worker to a local sink)")
+    ] = "none",
 ) -> None:
-    """Measure the real pipeline (notifications accepted → rendered → sent → recorded) against a local sink."""
+    """Measure the real pipeline (notifications accepted → rendered → sent → recorded) against a local sink.
+
+    With --api: a real `letterhead serve` under wrk (--duration seconds per endpoint, default 10; --connections
+    wrk connections for the single POST, default 32)."""
+    if api:
+        # --connections and --duration keep their defaults for the other modes; --api has its own when not given.
+        given = {n for n in ("connections", "duration")
+                 if getattr(command.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"}
+        _bench_api(
+            as_json=as_json, api_mode=api_mode, api_workers=api_workers,
+            batch_connections=batch_connections, threads=threads, warmup=warmup, delivery=delivery,
+            duration=duration if "duration" in given else 10.0,
+            connections=connections if "connections" in given else None,
+        )
+        return
     from letterhead.bench import run_bench
 
     result = run_bench(
@@ -249,6 +275,38 @@ def bench(
         dkim=dkim,
         progress=None if as_json else err,
     )
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for k, v in result.items():
+            out.print(f"{k:>24}: {v}", highlight=False)
+    if not result.get("ok"):
+        raise typer.Exit(1)
+
+
+def _bench_api(*, as_json: bool, api_mode: str, api_workers: int, connections: int | None,
+               batch_connections: int, threads: int, warmup: float, delivery: str, duration: float) -> None:
+    from letterhead.benchapi import WrkMissing, run_bench_api
+
+    modes = ("single", "batch") if api_mode == "both" else (api_mode,)
+    try:
+        result = run_bench_api(
+            modes=modes,
+            duration=duration,
+            warmup=warmup,
+            connections=connections,
+            batch_connections=batch_connections,
+            threads=threads,
+            api_workers=api_workers,
+            delivery=delivery,
+            progress=None if as_json else err,
+        )
+    except WrkMissing as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:

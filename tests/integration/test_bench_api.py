@@ -1,0 +1,70 @@
+"""``letterhead bench --api`` is checked for correctness, never for speed: a real server under wrk for a second,
+zero errors, and as many messages stored as notifications were answered 2xx (plus at most what wrk abandoned)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from letterhead.benchapi import BATCH, MARK, lua_script, notification_template
+from letterhead.notifications.events import EVENTS, validate_data
+
+REQUIRE_ALL = os.environ.get("LETTERHEAD_REQUIRE_ALL_SUITES") == "1"
+
+
+def _need_wrk() -> None:
+    if shutil.which("wrk") is None:
+        reason = "wrk is not installed (Debian package wrk)"
+        if REQUIRE_ALL:
+            pytest.fail(f"bench --api is mandatory here (LETTERHEAD_REQUIRE_ALL_SUITES=1): {reason}")
+        pytest.skip(reason)
+
+
+def test_notification_template_is_a_valid_order_created_request() -> None:
+    pieces = notification_template()
+    assert len(pieces) == 5  # four per-request slots: recipient, customer name, order number, order URL
+    body = json.loads("7-42".join(pieces))
+    assert body["to"]["email"] == "customer-7-42@example.com"
+    assert body["data"]["order_number"] == "A-20261127-7-42"
+    validate_data(EVENTS["order.created"], body["data"])
+    script = lua_script(mode="batch", path="/v1/tenants/t/notifications/batch", key="lh_x")
+    assert f"local per_request = {BATCH}" in script and MARK in script
+
+
+def test_bench_api_cli_json() -> None:
+    _need_wrk()
+    out = subprocess.run(
+        [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--api", "--duration", "1",
+         "--warmup", "0.3", "--connections", "4", "--batch-connections", "2", "--json"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout)
+    assert r.keys() >= {"mode", "delivery", "single", "batch", "versions", "cores", "ok", "api_workers"}
+    assert r["mode"] == "api" and r["ok"] and r["server_exit_code"] == 0
+    assert r["versions"]["wrk"].startswith("wrk")
+    for name, per in (("single", 1), ("batch", BATCH)):
+        p = r[name]
+        assert p.keys() >= {"req_per_sec", "notifications_per_sec", "latency_ms", "errors", "non_2xx", "connections",
+                            "threads", "seconds", "server_cpu_ms_per_request", "stored_messages",
+                            "accepted_notifications", "stored_ok"}
+        assert p["errors"] == 0 and p["non_2xx"] == 0
+        assert p["requests"] > 0 and p["accepted_notifications"] == p["requests"] * per
+        # Stored = accepted, give or take the requests wrk abandoned mid-flight when its clock stopped.
+        stored, accepted = p["stored_messages"], p["accepted_notifications"]
+        assert accepted <= stored <= accepted + p["unanswered_at_stop"] * per
+        assert p["stored_ok"]
+        assert p["latency_ms"]["p99"] >= p["latency_ms"]["p50"] > 0
+
+
+def test_missing_wrk_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from letterhead import benchapi
+
+    monkeypatch.setattr(benchapi, "WRK", "wrk-that-is-not-installed")
+    with pytest.raises(benchapi.WrkMissing, match="apt install wrk"):
+        benchapi.run_bench_api(duration=1)
