@@ -122,7 +122,7 @@ def main() -> None:
             ctx, tenants = bench._setup_db(settings, 10)
             bench._fill(ctx, tenants, args.messages, None)
             pool = bench.start_workers(settings, 1, sink.port, workdir)
-            rec = subprocess.Popen([spy, "record", "-p", str(pool.procs[0].pid), "-o", str(raw), "-f", "raw",
+            rec = subprocess.Popen([spy, "record", "-p", str(pool.procs[0].pid), "-o", str(raw), "-f", "raw", "--gil",
                                     "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t0 = time.perf_counter()
             while bench._count_done(ctx) < args.messages:

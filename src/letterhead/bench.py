@@ -99,6 +99,16 @@ def _rss_mb(pid: int, field_name: str = "VmRSS") -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _own_peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
@@ -132,6 +142,9 @@ class Sink:
     def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes] | None, out: Path | None,
                  stats: Path | None) -> None:
         self.name, self.port, self.proc, self.out, self.stats = name, port, proc, out, stats
+
+    def cpu_seconds(self) -> float | None:
+        return _cpu_seconds(self.proc.pid) if self.proc is not None else None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -307,10 +320,21 @@ class Workers:
     logs: list[Path]
     rss_peak: dict[int, float] = field(default_factory=dict)
     samples: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, total RSS MB)
+    #: CPU seconds per worker at start-up (interpreter start and imports are not part of the measurement).
+    cpu_start: dict[int, float] = field(default_factory=dict)
+    cpu_last: dict[int, float] = field(default_factory=dict)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the workers spent since they started (summed over processes)."""
+        return sum(self.cpu_last.get(p.pid, 0.0) - self.cpu_start.get(p.pid, 0.0) for p in self.procs)
 
     def sample(self, t: float) -> None:
         total = 0.0
         for p in self.procs:
+            cpu = _cpu_seconds(p.pid)
+            if cpu is not None:
+                self.cpu_start.setdefault(p.pid, cpu)
+                self.cpu_last[p.pid] = cpu
             rss = _rss_mb(p.pid)
             if rss is not None:
                 total += rss
@@ -361,6 +385,8 @@ def start_workers(settings: Any, k: int, sink_port: int, workdir: Path) -> Worke
                 workers.stop()
                 raise RuntimeError(f"a worker did not start: {log.read_text()[-2000:]}")
             time.sleep(0.05)
+    workers.sample(0.0)  # the CPU baseline
+    workers.samples.pop()
     return workers
 
 
@@ -483,7 +509,7 @@ def _end_to_end(
         for j, start in enumerate(range(0, n, batch))
     ]
     pool = start_workers(settings, workers, port, workdir)
-    accept_seconds = 0.0
+    accept_seconds = accept_cpu = 0.0
     try:
         t0 = time.perf_counter()
         for j, (tenant, items) in enumerate(batches):
@@ -492,9 +518,10 @@ def _end_to_end(
                 delay = due - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            a0 = time.perf_counter()
+            a0, c0 = time.perf_counter(), time.process_time()
             accept(ctx, tenant=tenant, items=items)
             accept_seconds += time.perf_counter() - a0
+            accept_cpu += time.process_time() - c0
             if j % 20 == 0:
                 pool.sample(time.perf_counter() - t0)
         accepted_at = time.perf_counter() - t0
@@ -528,6 +555,12 @@ def _end_to_end(
         "worker_exit_codes": codes,
         "peak_rss_mb": max(pool.rss_peak.values(), default=None),
         "worker_peak_rss_mb": sorted(pool.rss_peak.values()),
+        # Where the 2 cores went, per message: the workers (claim, render, compose, SMTP, record) and the
+        # accepting side (validation + INSERT, this process). The sink's share is added by run_bench.
+        "cpu_us_per_msg": {
+            "workers": round(pool.cpu_seconds() / n * 1e6, 1),
+            "accept": round(accept_cpu / n * 1e6, 1),
+        },
         **log,
     }
     if offered_rate:
@@ -606,6 +639,7 @@ def _queued(
         "rss_first_tenth_mb": max(rss[:tenth], default=None),
         "rss_last_tenth_mb": max(rss[-tenth:], default=None),
         "rss_samples_mb": pool.samples[:: max(1, len(pool.samples) // 40)],
+        "cpu_us_per_msg": {"workers": round(pool.cpu_seconds() / sent * 1e6, 1) if sent else None},
         "left_sending": sending,
         "worker_exit_codes": codes,
         "log_ok": sending == 0 and codes == [0],
@@ -652,8 +686,11 @@ def run_bench(
             else:
                 result = _end_to_end(n=messages, tenants=tenants, port=snk.port, workdir=workdir, db_url=db_url,
                                      workers=workers, offered_rate=offered_rate, progress=progress, dkim=dkim)
+            sink_cpu = snk.cpu_seconds()
             snk.stop()
             received = snk.received()
+            if sink_cpu is not None and isinstance(result.get("cpu_us_per_msg"), dict):
+                result["cpu_us_per_msg"]["sink"] = round(sink_cpu / result["messages"] * 1e6, 1)
         database = "none" if transport_only else ("postgresql" if db_url else "sqlite")
         result = {
             "mode": mode,

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, null, select, update
 from sqlalchemy.exc import IntegrityError
 
 from letterhead.context import Context
-from letterhead.db import Database
+from letterhead.db import Database, executemany
 from letterhead.errors import Conflict
 from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_id, utcnow
 
@@ -246,6 +246,32 @@ _SUMMARY_KEYS = (
 )
 
 
+_ATTEMPT_KEYS = (
+    "message_id", "number", "started_at", "duration_ms", "mode", "transport", "stage", "code", "enhanced", "text",
+    "error", "category", "transcript", "outcome",
+)
+
+# Module-level constants: db.executemany compiles each once per dialect.
+_RECORD = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"))
+    .where(messages.c.lease_owner == bindparam("b_owner"))
+    .where(messages.c.status == MessageStatus.SENDING.value)
+    .values(
+        {k: bindparam(k) for k in _SUMMARY_KEYS}
+        | {
+            "status": bindparam("status"),
+            "next_attempt_at": bindparam("next_attempt_at"),
+            "updated_at": bindparam("updated_at"),
+            "attempt_count": messages.c.attempt_count + bindparam("inc"),
+            "lease_owner": null(),
+            "leased_until": null(),
+        }
+    )
+)
+_APPEND_ATTEMPT = insert(attempts).values({k: bindparam(k) for k in _ATTEMPT_KEYS})
+
+
 def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime | None = None) -> int:
     """Write a batch of outcomes in one transaction. Returns how many messages were still leased to ``owner``."""
     if not results:
@@ -263,29 +289,13 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
             inc=1 if r.attempt is not None else 0,
         )
         params.append(p)
-    values: dict[str, Any] = {k: bindparam(k) for k in _SUMMARY_KEYS}
-    values.update(
-        status=bindparam("status"),
-        next_attempt_at=bindparam("next_attempt_at"),
-        updated_at=bindparam("updated_at"),
-        attempt_count=messages.c.attempt_count + bindparam("inc"),
-        lease_owner=None,
-        leased_until=None,
-    )
-    stmt = (
-        update(messages)
-        .where(messages.c.id == bindparam("b_id"))
-        .where(messages.c.lease_owner == bindparam("b_owner"))
-        .where(messages.c.status == MessageStatus.SENDING.value)
-        .values(values)
-    )
     with db.session() as s:
         conn = s.connection()
-        updated = conn.execute(stmt, params).rowcount
+        updated = executemany(conn, _RECORD, params)
         rows = [r.attempt for r in results if r.attempt is not None]
         if rows:
-            conn.execute(insert(attempts), rows)
-    return int(updated)
+            executemany(conn, _APPEND_ATTEMPT, rows)
+    return updated
 
 
 def release(db: Database, *, owner: str, ids: Sequence[str]) -> None:

@@ -155,7 +155,8 @@ class Worker:
             # Mail as the tenant's own address through the platform, on a domain it authenticated: sign it so
             # that DMARC passes by DKIM alignment (RFC 6376; the header goes first, over the final bytes).
             data = sign_dkim(data, route.dkim) + data
-        return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data), mid)
+        # compose() output (and a DKIM header in front of it) is SMTP-canonical: no dot-stuffing scans needed.
+        return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data, canonical=True), mid)
 
     def _render(self, row: Any, tenant: Tenant, info: BatchInfo) -> Content:
         """Render, telling a template that is slow from a machine that is busy.
