@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -33,18 +37,75 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
+#: Set in the environment of the extra API processes ``serve`` starts (LETTERHEAD_API_WORKERS > 1).
+CHILD_ENV = "LETTERHEAD_API_CHILD"
+
+
+def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        # Every API process binds the same port; the kernel spreads new connections over them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _start_api_children(host: str, port: int, count: int) -> list[subprocess.Popen[bytes]]:
+    cmd = [sys.executable, "-c", "from letterhead.cli import main; main()", "serve", "--host", host,
+           "--port", str(port), "--no-worker"]
+    env = dict(os.environ) | {CHILD_ENV: "1", "LETTERHEAD_API_WORKERS": "1"}
+    return [subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent) for _ in range(count)]
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
 async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True) -> None:
-    migrate.upgrade(ctx.db.engine)
+    child = os.environ.get(CHILD_ENV) == "1"
+    if not child:
+        migrate.upgrade(ctx.db.engine)
+    api_workers = ctx.settings.api_workers
     inbox: DevInbox | None = None
-    if ctx.settings.platform_transport.is_dev_inbox:
+    if ctx.settings.platform_transport.is_dev_inbox and not child:
+        if api_workers > 1:
+            log.warning("LETTERHEAD_API_WORKERS=%d ignored: the development inbox lives in one process", api_workers)
+            api_workers = 1
         inbox = DevInbox()
         ctx.dev_inbox_port = inbox.start(
             port=ctx.settings.dev_inbox_port, port_file=ctx.settings.data_dir / "devinbox.port"
         )
         log.info("development inbox: smtp://127.0.0.1:%d, shown at /dev/inbox", ctx.dev_inbox_port)
     app = create_app(ctx, dev_inbox=inbox)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", access_log=False)
+    # uvloop and httptools when installed (the `fast` extra; uvicorn's "auto"), no access log: a log line per
+    # request costs more than a small request itself.
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", access_log=False,
+                            http="auto", loop="auto")
     server = _Server(config)
+    reuse_port = child or api_workers > 1
+    sock = _listen(host, port, reuse_port=reuse_port)
+    children = _start_api_children(host, port, api_workers - 1) if api_workers > 1 and not child else []
+    if children:
+        log.info("API: %d processes on port %d", api_workers, port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     _install_signals(loop, stop)
@@ -56,7 +117,7 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
             loop.call_soon_threadsafe(wakeup.set)
 
         ctx.notify = notify
-    tasks = [asyncio.create_task(server.serve())]
+    tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run()))
     stopper = asyncio.create_task(stop.wait())
@@ -65,6 +126,7 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
     server.should_exit = True
     if worker is not None:
         worker.stop()
+    _stop_children(children)
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
     if inbox is not None:

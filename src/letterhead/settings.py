@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 8
     worker_poll_seconds: float = 0.5
     smtp_timeout_seconds: float = 30.0
+    #: API server processes of ``letterhead serve`` sharing its port (SO_REUSEPORT). The first also runs the
+    #: worker and the development inbox; the others only answer requests. 1 with the development inbox.
+    api_workers: int = Field(default=1, ge=1, le=64)
     #: JSON object overriding or adding plans, e.g. ``{"pro": {"features": ["branded", "smtp", "domains"]}}``.
     plans: dict[str, Any] = Field(default_factory=dict)
     #: What tenants put in their SPF record as ``include:<this>`` for custom sending domains; unset: ``_spf.``

@@ -272,3 +272,41 @@ def test_address_list_with_deliverability(resolver: Resolver) -> None:
             ["a@mx.example", "b@nowhere.example"], check_deliverability=True, resolver=resolver
         )
     assert exc.value.errors[0]["field"] == "to[1]"
+
+
+def test_fast_path_gives_exactly_what_email_validator_gives() -> None:
+    """The cached fast path (plain ASCII addresses) against the full path, on valid and invalid addresses."""
+    import random
+
+    from letterhead import addresses
+
+    locals_ = ["a", "Hanako.Yamada", "x+tag", "o'neil", "a..b", ".a", "a.", "Postmaster", "ABUSE", "a" * 64, "a" * 65,
+               "a_b-c", "#!$%&*/=?^`{|}~", "a b", "\"q\"", "ü", ""]
+    domains = ["example.com", "EXAMPLE.Com", "sub.example.co.jp", "localhost", "example", "ex_ample.com",
+               "-a.example.com", "a-.example.com", "xn--bcher-kva.example", "xn--zz.example", "bücher.example",
+               "a" * 63 + ".com", "a" * 64 + ".com", ("a" * 60 + ".") * 4 + "com", "example.invalid", "1.2.3.4",
+               "[127.0.0.1]", "example.com.", "exa..mple.com", "example.123", ""]
+    cases = [f"{lo}@{d}" for lo in locals_ for d in domains] + ["a@b@example.com", "plain", "@example.com"]
+    random.seed(7)
+    cases += ["".join(random.choice("aB3.-_+@x") for _ in range(random.randint(1, 12))) + "@example.com"
+              for _ in range(300)]
+
+    def slow(value: str) -> str | BaseException:
+        saved = addresses._fast_normalize
+        addresses._fast_normalize = lambda text: None  # type: ignore[assignment]
+        try:
+            return normalize_email(value)
+        except InvalidInput as exc:
+            return exc
+        finally:
+            addresses._fast_normalize = saved
+
+    for value in cases:
+        expected = slow(value)
+        fast = addresses._fast_normalize(value)
+        if isinstance(expected, BaseException):
+            assert fast is None, value
+        else:
+            assert fast in (None, expected), value
+            assert normalize_email(value) == expected
+    assert addresses._fast_normalize("Hanako.Yamada@EXAMPLE.Com") == "Hanako.Yamada@example.com"

@@ -4,35 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.types import ASGIApp
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from letterhead import __version__
 from letterhead.api import emails, messages, notifications, problems, smtp, tenants
-from letterhead.api.deps import KeyCache
+from letterhead.api.deps import KeyCache, KnownTenants
 from letterhead.context import Context
 from letterhead.devinbox import DevInbox
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse bodies over the configured limit before they are read (413, problem+json)."""
+class BodyLimit:
+    """Refuse bodies over the configured limit before they are read (413, problem+json).
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request through an extra task and
+    memory streams, a large share of a small request's cost."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.limit = limit
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return problems.problem(
-                413,
-                "Payload too large",
-                f"The request body is {length} bytes; the limit is {self.limit} (LETTERHEAD_MAX_PAYLOAD_BYTES).",
-                "payload-too-large",
-            )
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    length = value.decode("latin-1")
+                    if length.isdigit() and int(length) > self.limit:
+                        response = problems.problem(
+                            413,
+                            "Payload too large",
+                            f"The request body is {length} bytes; the limit is {self.limit} "
+                            "(LETTERHEAD_MAX_PAYLOAD_BYTES).",
+                            "payload-too-large",
+                        )
+                        await response(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
@@ -46,8 +54,11 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.key_cache = KeyCache()
+    app.state.known_tenants = KnownTenants()
+    app.state.accept_queue = notifications.AcceptQueue(ctx)
     app.state.dev_inbox = dev_inbox
     # Batch requests may be larger than one email: allow a margin, the per-email limit is checked in the service.
+    app.add_middleware(notifications.FastNotifications, state=app.state)  # inside BodyLimit (added after)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_payload_bytes * 4)
     problems.install(app)
     for module in (tenants, emails, messages, smtp, notifications):

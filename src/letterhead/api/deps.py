@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from letterhead.context import Context
 from letterhead.errors import Forbidden, NotFound, Unauthorized
@@ -26,7 +27,8 @@ class Principal:
         return self.scope is ApiKeyScope.PLATFORM
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, a hop per request for nothing.
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -56,7 +58,16 @@ class KeyCache:
         self._entries[key_hash] = (time.monotonic() + self.ttl, principal)
 
 
-def get_principal(request: Request, ctx: CtxDep) -> Principal:
+def _lookup_key(ctx: Context, prefix: str, digest: str) -> Principal:
+    with ctx.db.session() as s:
+        row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None or row.revoked_at is not None or not hashes_match(row.key_hash, digest):
+        raise Unauthorized("The API key is unknown or revoked.")
+    return Principal(row.id, ApiKeyScope(row.scope), row.tenant_id)
+
+
+async def get_principal(request: Request, ctx: CtxDep) -> Principal:
+    """The key's principal: from the cache on the event loop (no thread hop), else looked up in a thread."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -70,11 +81,7 @@ def get_principal(request: Request, ctx: CtxDep) -> Principal:
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    with ctx.db.session() as s:
-        row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if row is None or row.revoked_at is not None or not hashes_match(row.key_hash, digest):
-        raise Unauthorized("The API key is unknown or revoked.")
-    principal = Principal(row.id, ApiKeyScope(row.scope), row.tenant_id)
+    principal = await run_in_threadpool(_lookup_key, ctx, prefix, digest)
     cache.put(digest, principal)
     return principal
 
@@ -103,3 +110,41 @@ def tenant_access(tenant_id: str, principal: PrincipalDep, ctx: CtxDep) -> Tenan
 
 
 TenantDep = Annotated[Tenant, Depends(tenant_access)]
+
+
+class KnownTenants:
+    """Ids of tenants seen to exist. Tenants are never deleted, so a tenant once found stays found; only the
+    existence is cached (each request reads the tenant's current settings where it needs them)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._ids: set[str] = set()
+
+    def __contains__(self, tenant_id: str) -> bool:
+        return tenant_id in self._ids
+
+    def add(self, tenant_id: str) -> None:
+        if len(self._ids) >= self.limit:
+            self._ids.clear()
+        self._ids.add(tenant_id)
+
+
+def _tenant_exists(ctx: Context, tenant_id: str) -> bool:
+    with ctx.db.session() as s:
+        return s.get(Tenant, tenant_id) is not None
+
+
+async def tenant_scope(tenant_id: str, principal: PrincipalDep, request: Request, ctx: CtxDep) -> str:
+    """Like ``tenant_access`` (404 for others' tenants and unknown ones, before the body is looked at), but
+    without loading the row: the hot notification routes read the tenant together with the insert."""
+    if not principal.is_platform and principal.tenant_id != tenant_id:
+        raise NotFound(f"No tenant '{tenant_id}'.")
+    known: KnownTenants = request.app.state.known_tenants
+    if tenant_id not in known:
+        if not await run_in_threadpool(_tenant_exists, ctx, tenant_id):
+            raise NotFound(f"No tenant '{tenant_id}'.")
+        known.add(tenant_id)
+    return tenant_id
+
+
+TenantIdDep = Annotated[str, Depends(tenant_scope)]

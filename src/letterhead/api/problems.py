@@ -29,16 +29,20 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def from_error(exc: LetterheadError) -> JSONResponse:
+    extra: dict[str, Any] = dict(exc.extra)
+    if isinstance(exc, InvalidInput) and exc.errors:
+        extra["errors"] = exc.errors
+    response = problem(exc.status, exc.title, exc.detail, exc.code, **extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LetterheadError)
     async def _letterhead_error(request: Request, exc: LetterheadError) -> JSONResponse:
-        extra: dict[str, Any] = dict(exc.extra)
-        if isinstance(exc, InvalidInput) and exc.errors:
-            extra["errors"] = exc.errors
-        response = problem(exc.status, exc.title, exc.detail, exc.code, **extra)
-        if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return from_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
