@@ -1242,6 +1242,32 @@ def _web_url(value: Any) -> str | None:
     return value if isinstance(value, str) and re.match(r"https?://[^\s\"'<>]+\Z", value) else None
 
 
+def _tenant_view(
+    id: Any, name: Any, contact_email: Any, brand_color: Any, logo_url: Any, timezone: Any
+) -> dict[str, Any]:
+    brand, on_brand, link = _brand(brand_color)
+    return {
+        "id": id,
+        "name": name or id or "",
+        "contact_email": contact_email,
+        "brand_color": brand,
+        "brand_text_color": on_brand,
+        "brand_link_color": link,
+        "logo_url": _web_url(logo_url),
+        "timezone": timezone,
+    }
+
+
+def _platform_view(name: Any, url: Any) -> dict[str, Any]:
+    return {"name": name or DEFAULT_PLATFORM_NAME, "url": _web_url(url)}
+
+
+# The tenant and platform parts of a context are the same for every message of a tenant: they are built once per
+# distinct set of field values (so an edited tenant gets a new view at once) and shared, read-only, by contexts.
+_tenant_view_cached = lru_cache(maxsize=1024, typed=True)(_tenant_view)
+_platform_view_cached = lru_cache(maxsize=64, typed=True)(_platform_view)
+
+
 def build_context(
     *,
     data: Mapping[str, Any],
@@ -1253,27 +1279,24 @@ def build_context(
 
     ``data`` fields at the top level and as ``data`` (prefer the top level: ``data.items`` is the dict method);
     ``tenant`` (id, name, contact_email, brand_color, brand_text_color, brand_link_color, logo_url, timezone);
-    ``platform`` (name, url); ``locale``. Reserved names win over data fields of the same name.
+    ``platform`` (name, url); ``locale``. Reserved names win over data fields of the same name. The ``tenant``
+    and ``platform`` dicts are cached and shared between contexts: treat them as read-only (templates cannot
+    change them).
     """
-    brand, on_brand, link = _brand(tenant.get("brand_color"))
-    tenant_view = {
-        "id": tenant.get("id"),
-        "name": tenant.get("name") or tenant.get("id") or "",
-        "contact_email": tenant.get("contact_email"),
-        "brand_color": brand,
-        "brand_text_color": on_brand,
-        "brand_link_color": link,
-        "logo_url": _web_url(tenant.get("logo_url")),
-        "timezone": tenant.get("timezone"),
-    }
+    get = tenant.get
+    fields = (get("id"), get("name"), get("contact_email"), get("brand_color"), get("logo_url"), get("timezone"))
     platform = platform or {}
+    platform_fields = (platform.get("name"), platform.get("url") or platform.get("base_url"))
+    try:
+        tenant_view = _tenant_view_cached(*fields)
+        platform_view = _platform_view_cached(*platform_fields)
+    except TypeError:  # an unhashable field value: nothing to share
+        tenant_view = _tenant_view(*fields)
+        platform_view = _platform_view(*platform_fields)
     context = dict(data)
     context["data"] = data
     context["tenant"] = tenant_view
-    context["platform"] = {
-        "name": platform.get("name") or DEFAULT_PLATFORM_NAME,
-        "url": _web_url(platform.get("url") or platform.get("base_url")),
-    }
+    context["platform"] = platform_view
     context["locale"] = locale
     return context
 
