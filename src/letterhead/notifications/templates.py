@@ -41,8 +41,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
-from itertools import islice
-from time import thread_time
+from time import perf_counter, thread_time
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,6 +54,7 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.filters import do_center, do_format, do_indent, do_replace, do_wordwrap, sync_do_join
+from jinja2.idtracking import VAR_LOAD_ALIAS, VAR_LOAD_PARAMETER, VAR_LOAD_RESOLVE, VAR_LOAD_UNDEFINED
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -113,8 +113,11 @@ class Rendered:
 
 # The deadline is CPU time of the rendering thread (``time.thread_time``), not wall-clock time: on a busy host a
 # render that is descheduled for a while is not slow, and must not fail for it. A template that really loops for
-# 200 ms of CPU still does.
-_deadline: ContextVar[float] = ContextVar("letterhead_render_deadline", default=math.inf)
+# 200 ms of CPU still does. Reading the thread's CPU clock is a system call (~0.3 µs), reading the wall clock is
+# not (~0.05 µs), and a thread cannot use more CPU time than wall-clock time has passed: so the CPU clock is only
+# read once the wall-clock deadline has passed. The variable holds (wall-clock deadline, CPU deadline).
+_NO_DEADLINE = (math.inf, math.inf)
+_deadline: ContextVar[tuple[float, float]] = ContextVar("letterhead_render_deadline", default=_NO_DEADLINE)
 
 
 class _LimitExceeded(SecurityError):
@@ -122,7 +125,8 @@ class _LimitExceeded(SecurityError):
 
 
 def _check_deadline() -> None:
-    if thread_time() > _deadline.get():
+    wall, cpu = _deadline.get()
+    if perf_counter() > wall and thread_time() > cpu:
         raise _LimitExceeded(f"rendering took longer than {int(MAX_RENDER_SECONDS * 1000)} ms")
 
 
@@ -317,9 +321,12 @@ _SYMBOLS = {
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_CACHED_AMOUNTS = (int, float, str)
+
+
 def format_money(amount: Any, currency: str, locale: str = "en") -> str:
     """``¥1,980`` / ``$12.50`` / ``CHF 12.50``; amounts are rounded half-up to the currency's minor unit."""
-    if type(amount) in (int, float, str) and type(currency) is str:
+    if type(amount) in _CACHED_AMOUNTS and type(currency) is str:
         return _format_money_cached(amount, currency, locale)  # prices repeat across messages
     return _format_money(amount, currency, locale)
 
@@ -417,11 +424,16 @@ def _context_tz(context: Context) -> str | None:
 
 @pass_context
 def _filter_money(context: Context, amount: Any, currency: Any = None) -> str:
+    # _lookup inlined: a message has a dozen amounts (each in the HTML and the text part).
+    assigned = context.vars
     if currency is None:
-        currency = _lookup(context, "currency")
+        currency = assigned["currency"] if "currency" in assigned else context.parent.get("currency")
+    locale = assigned["locale"] if "locale" in assigned else context.parent.get("locale", "en")
+    if type(currency) is str and type(locale) is str and type(amount) in _CACHED_AMOUNTS:
+        return _format_money_cached(amount, currency, locale)
     if not isinstance(currency, str):
         raise ValueError("money: no currency given and no 'currency' in the data")
-    return format_money(amount, currency, str(_lookup(context, "locale", "en")))
+    return format_money(amount, currency, str(locale))
 
 
 @pass_context
@@ -482,8 +494,10 @@ def _lh_mul(left: Any, right: Any) -> Any:
     return left * right
 
 
-#: Most runtime values joined into one output chunk (see :meth:`_CodeGenerator.visit_Output`).
-_GROUP = 4
+#: Most runtime values joined into one output chunk (see :meth:`_CodeGenerator.visit_Output`); the output size is
+#: checked after each chunk, so at most this many values (each ≤ 1 MiB when computed in the template) are held
+#: beyond the cap before it trips.
+_GROUP = 8
 
 
 class _CodeGenerator(CodeGenerator):
@@ -510,6 +524,26 @@ class _CodeGenerator(CodeGenerator):
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
         self.writeline(f"from {__name__} import _escape_inner, _lh_escape, _lh_getattr, _lh_mul")
         super().visit_Template(node, frame)
+
+    def enter_frame(self, frame: Frame) -> None:
+        if not frame.rootlevel or self._context_reference_stack[-1] != "context":
+            super().enter_frame(frame)
+            return
+        # The start of root(): the context is new, nothing is assigned in it yet, so resolving a name is looking
+        # it up in the parent (Context.resolve_or_missing, without a method call per name).
+        self.writeline("resolve_parent = context.parent.get")
+        undefs = []
+        for target, (action, param) in frame.symbols.loads.items():
+            if action == VAR_LOAD_RESOLVE:
+                self.writeline(f"{target} = resolve_parent({param!r}, missing)")
+            elif action == VAR_LOAD_ALIAS:
+                self.writeline(f"{target} = {param}")
+            elif action == VAR_LOAD_UNDEFINED:
+                undefs.append(target)
+            elif action != VAR_LOAD_PARAMETER:
+                raise NotImplementedError("unknown load instruction")
+        if undefs:
+            self.writeline(f"{' = '.join(undefs)} = missing")
 
     @optimizeconst
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
@@ -559,18 +593,23 @@ class _CodeGenerator(CodeGenerator):
     def _fast_escape(self, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> bool:
         return bool(frame.eval_ctx.autoescape and not frame.eval_ctx.volatile and finalize.src is None)
 
+    def _fast_str(self, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> bool:
+        return bool(not frame.eval_ctx.autoescape and not frame.eval_ctx.volatile and finalize.src is None)
+
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
-        if self._fast_escape(frame, finalize):
+        if self._fast_escape(frame, finalize) or self._fast_str(frame, finalize):
             value = self.temporary_identifier()
             self._escape_temps.append(value)
-            self.write(f"(_escape_inner({value}) if type({value} := ")
+            convert = "_escape_inner" if self._fast_escape(frame, finalize) else ""
+            self.write(f"({convert}({value}) if type({value} := ")
             return
         super()._output_child_pre(node, frame, finalize)
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
-        if self._fast_escape(frame, finalize):
+        if self._fast_escape(frame, finalize) or self._fast_str(frame, finalize):
             value = self._escape_temps.pop()
-            self.write(f") is str else _lh_escape({value}))")
+            fallback = "_lh_escape" if self._fast_escape(frame, finalize) else "str"
+            self.write(f") is str else {fallback}({value}))")
             return
         super()._output_child_post(node, frame, finalize)
 
@@ -694,9 +733,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     # Called from compiled template code (see _Guard below).
     def lh_guard_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        deadline = _deadline.get()
+        wall, cpu = _deadline.get()
         for item in iterable:
-            if thread_time() > deadline:
+            if perf_counter() > wall and thread_time() > cpu:
                 _check_deadline()
             yield item
 
@@ -1074,28 +1113,24 @@ def _tidy_rendered_text(text: str) -> str:
 # Compiled templates.
 
 
-#: Chunks pulled between two size checks: at most _BATCH * _GROUP values (each ≤ 1 MiB when computed in the
-#: template) are held before the output cap can trip.
-_BATCH = 8
 
 
 def _run(template: Template, parent: dict[str, Any], field: str, *, derived: bool = False) -> str:
     """Render ``template`` with the shared ``parent`` variables, stopping once the output is too large.
 
-    This is ``Template.generate()`` without its extra generator layer and with the chunks pulled in batches:
-    the size check then runs at C speed (``sum(map(len, …))``) instead of once per chunk in Python, which
-    matters because Jinja yields one chunk per output node (~130 for an order confirmation).
+    This is ``Template.generate()`` without its extra generator layer, and with the context built directly (what
+    ``Template.new_context(parent, shared=True)`` builds, less two calls and a copy of the globals). The code
+    generator yields a few values per chunk (~25 chunks for an order confirmation), so the size is checked after
+    every chunk.
     """
     parts: list[str] = []
+    append = parts.append
     size = 0
     try:
-        chunks = template.root_render_func(template.new_context(parent, shared=True))
-        while True:
-            batch = list(islice(chunks, _BATCH))
-            if not batch:
-                break
-            parts += batch
-            size += sum(map(len, batch))
+        context = Context(template.environment, parent, template.name, template.blocks)
+        for chunk in template.root_render_func(context):
+            append(chunk)
+            size += len(chunk)
             if size > MAX_RENDERED_CHARS:
                 raise _LimitExceeded(f"the rendered {field} is larger than {MAX_RENDERED_CHARS} characters")
     except Exception:
@@ -1136,7 +1171,7 @@ class CompiledTemplate:
     def render(self, context: Mapping[str, Any]) -> Rendered:
         # One variables dict shared by the three parts (Jinja would otherwise copy globals + context for each).
         parent = {**_GLOBALS, **context}
-        token = _deadline.set(thread_time() + MAX_RENDER_SECONDS)
+        token = _deadline.set((perf_counter() + MAX_RENDER_SECONDS, thread_time() + MAX_RENDER_SECONDS))
         try:
             subject = _run(self._subject, parent, "subject")
             html = _run(self._html, parent, "html")
