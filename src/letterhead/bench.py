@@ -216,9 +216,20 @@ def database_url(postgres: str | None, progress: Progress | None) -> Iterator[st
     _say(progress, "starting a throwaway PostgreSQL cluster")
     try:
         cluster.start()
+        _clusters[cluster.url] = cluster
         yield cluster.url
     finally:
+        _clusters.pop(cluster.url, None)
         cluster.stop()
+
+
+#: Throwaway clusters by URL, so that a run can report the server's CPU per message.
+_clusters: dict[str, PgCluster] = {}
+
+
+def _db_cpu_seconds(db_url: str | None) -> float | None:
+    cluster = _clusters.get(db_url or "")
+    return cluster.cpu_seconds() if cluster else None
 
 
 # --------------------------------------------------------------------------------------------- transport only
@@ -323,6 +334,16 @@ class Workers:
     #: CPU seconds per worker at start-up (interpreter start and imports are not part of the measurement).
     cpu_start: dict[int, float] = field(default_factory=dict)
     cpu_last: dict[int, float] = field(default_factory=dict)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Wall-clock seconds per worker stage (claim, prepare = render + compose, send, record), summed over the
+        workers' pipelines, from each worker's "stopped" log line. Read after ``stop()``."""
+        total: dict[str, float] = {}
+        for log in self.logs:
+            m = re.search(r"handled=\d+ (.*)$", log.read_text(errors="replace"), re.MULTILINE)
+            for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(1) if m else ""):
+                total[k] = round(total.get(k, 0.0) + float(v), 3)
+        return total
 
     def cpu_seconds(self) -> float:
         """CPU time the workers spent since they started (summed over processes)."""
@@ -509,6 +530,7 @@ def _end_to_end(
         for j, start in enumerate(range(0, n, batch))
     ]
     pool = start_workers(settings, workers, port, workdir)
+    db_cpu0 = _db_cpu_seconds(db_url)
     accept_seconds = accept_cpu = 0.0
     try:
         t0 = time.perf_counter()
@@ -540,6 +562,7 @@ def _end_to_end(
                     raise RuntimeError(f"a worker exited with {p.returncode}")
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        db_cpu1 = _db_cpu_seconds(db_url)
     finally:
         codes = pool.stop()
     log = check_log(ctx, n)
@@ -560,7 +583,11 @@ def _end_to_end(
         "cpu_us_per_msg": {
             "workers": round(pool.cpu_seconds() / n * 1e6, 1),
             "accept": round(accept_cpu / n * 1e6, 1),
+            # The PostgreSQL server's processes (a throwaway cluster only; SQLite works inside the others).
+            **({"postgres": round((db_cpu1 - db_cpu0) / n * 1e6, 1)} if db_cpu0 is not None and db_cpu1 else {}),
         },
+        # Wall-clock per stage over all pipelines: a large claim/record share means waiting for the write lock.
+        "worker_stage_seconds": pool.stage_seconds(),
         **log,
     }
     if offered_rate:
@@ -689,8 +716,14 @@ def run_bench(
             sink_cpu = snk.cpu_seconds()
             snk.stop()
             received = snk.received()
-            if sink_cpu is not None and isinstance(result.get("cpu_us_per_msg"), dict):
-                result["cpu_us_per_msg"]["sink"] = round(sink_cpu / result["messages"] * 1e6, 1)
+            cpu = result.get("cpu_us_per_msg")
+            if sink_cpu is not None and isinstance(cpu, dict) and result["messages"]:
+                cpu["sink"] = round(sink_cpu / result["messages"] * 1e6, 1)
+                # How busy the cores were with this run's processes: well under 100% means waiting (locks,
+                # the sink, polling), not computing — or other work on the machine (see the load average).
+                used = sum(v for v in cpu.values() if v) * result["messages"] / 1e6
+                result["cpu_utilization"] = round(used / (result["seconds"] * (os.cpu_count() or 1)), 2)
+                result["load_average_1m"] = round(os.getloadavg()[0], 2)
         database = "none" if transport_only else ("postgresql" if db_url else "sqlite")
         result = {
             "mode": mode,

@@ -61,6 +61,27 @@ class PgCluster:
         )
         self._run(pg_ctl, "-D", data, "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time of the server so far: the postmaster, its live children (backends, WAL writer, checkpointer)
+        and the children it already reaped. For ``letterhead bench``'s CPU-per-message figures."""
+        try:
+            postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+            elif ppid == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def stop(self) -> None:
         pg_ctl = pg_bin("pg_ctl")
         if pg_ctl:

@@ -85,11 +85,18 @@ class Worker:
         self.platform = {"name": s.platform_name, "url": s.public_url}
         self.wakeup = asyncio.Event()
         self._stopping = False
+        #: Wall-clock seconds spent per stage (summed over pipelines) and messages handled: logged when the
+        #: worker stops and read by ``letterhead bench`` to show where a worker waits (e.g. SQLite's lock).
+        self.stage_seconds: dict[str, float] = defaultdict(float)
+        self.handled = 0
 
     # --- one batch ---------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
         """Lease, deliver and record one batch. Returns how many messages it handled."""
+        clock = time.perf_counter
+        stages = self.stage_seconds
+        t0 = clock()
         rows = await asyncio.to_thread(
             queue.claim,
             self.ctx.db,
@@ -97,14 +104,22 @@ class Worker:
             limit=self.batch_size,
             lease_seconds=self.ctx.settings.lease_seconds,
         )
+        t1 = clock()
+        stages["claim"] += t1 - t0
         if not rows:
             return 0
         # Rendering and composing are CPU work: done in the same thread as the batch's database reads, so the
         # event loop keeps other pipelines' SMTP conversations moving meanwhile (measured: the loop otherwise
         # stalls ~0.4 ms per message, and the sink's replies wait for it).
         prepared = await asyncio.to_thread(self._prepare_batch, rows)
+        t2 = clock()
         results = await self._send(prepared)
+        t3 = clock()
         await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
+        stages["prepare"] += t2 - t1
+        stages["send"] += t3 - t2
+        stages["record"] += clock() - t3
+        self.handled += len(rows)
         return len(rows)
 
     def _prepare_batch(self, rows: list[Any]) -> list[Prepared]:
@@ -354,4 +369,6 @@ class Worker:
             await asyncio.gather(*(self._pipeline() for _ in range(self.pipelines)))
         finally:
             await self.client.aclose()
-            log.info("worker %s stopped after %.1fs", self.owner, time.monotonic() - started)
+            stages = " ".join(f"{k}={v:.3f}" for k, v in sorted(self.stage_seconds.items()))
+            log.info("worker %s stopped after %.1fs; handled=%d %s", self.owner, time.monotonic() - started,
+                     self.handled, stages)
