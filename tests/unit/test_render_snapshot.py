@@ -1,8 +1,8 @@
 """Rendering stays byte-identical: every default template (both locales, several tenants and payloads) and a few
 tenant-written templates, against the output recorded in ``data/render_snapshot.json``.
 
-The fixture was written by ``data/make_render_snapshot.py`` before the renderer was optimised; an intended change of
-output means regenerating it and reviewing the diff.
+The fixture was written by ``data/make_render_snapshot.py`` with the renderer as it was before it was optimised
+(errors included: message and line); an intended change of output means regenerating it and reviewing the diff.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from letterhead.errors import TemplateError
 from letterhead.models import Tenant
 from letterhead.notifications.service import render_notification
 from letterhead.notifications.templates import TemplateSource, build_context, compile_source, default_source
@@ -36,6 +37,11 @@ def test_rendering_matches_snapshot(case: dict[str, Any]) -> None:
     context = build_context(data=case["data"], tenant=case["tenant"], locale=case["locale"], platform=case["platform"])
     compiled = compile_source(_source(case))
     for _ in range(2):  # the second render exercises whatever was cached by the first
+        if "error" in case["expected"]:
+            with pytest.raises(TemplateError) as caught:
+                compiled.render(context)
+            assert (caught.value.detail, caught.value.line) == (case["expected"]["error"], case["expected"]["line"])
+            continue
         rendered = compiled.render(context)
         assert rendered.subject == case["expected"]["subject"]
         assert rendered.text == case["expected"]["text"]

@@ -195,6 +195,17 @@ def test_render_time_is_capped() -> None:
     assert time.monotonic() - started < 10  # stopped, not run to completion
 
 
+def test_render_deadline_counts_cpu_time_not_waiting() -> None:
+    # On a busy host a render thread can wait longer than the limit without computing: that is not a slow template.
+    def slow_items() -> Any:
+        for i in range(2):
+            time.sleep(0.15)
+            yield i
+
+    rendered = _render("<p>{% for i in items %}{{ i }}{% endfor %}</p>", {"items": slow_items()})
+    assert rendered.html == "<p>01</p>"
+
+
 def test_recursion_is_refused() -> None:
     # Whichever guard trips first (the recursion limit, or the render deadline on a loaded machine) refuses it.
     detail = _refused("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").detail

@@ -145,6 +145,64 @@ for src in CUSTOM:
             }
         )
 
+# Templates that exercise the sandbox's code paths: attribute and key access on dicts, lists and strings,
+# 'is defined', escaping of non-strings, Markup, macros, blocks, loops, filters, size checks, undefined names.
+EDGE = [
+    '{% set d = {"a": nope} %}<p>{{ d.a is defined }} {{ d.b is defined }} {{ data.x is defined }}'
+    " {{ data.items is defined }} {{ [1].x is defined }}</p>",
+    "<p>{{ z.q is defined }}</p>",
+    "<p>{{ z is defined }} {{ x is defined }} {{ data.keys is defined }} {{ data.__class__ is defined }}</p>",
+    "<p>{{ ns.a is defined }}</p>{% set ns = namespace(a=1) %}{{ ns.a is defined }} {{ ns.b is defined }}",
+    '<p>{% for i in items %}{{ i.a is defined }}{{ i.a|default("-") }}{{ loop.index is defined }}{% endfor %}</p>',
+    "<p>{{ x.real }} {{ s.upper() }} {{ s.__len__ }}</p>",
+    '<p>{{ items[0].a }} {{ data["x"] }} {{ d2.items is defined }} {{ d2["items"] }}</p>',
+    "{% autoescape false %}<p>{{ s }}</p>{% endautoescape %}<p>{{ s }}</p>{{ s|safe }} {{ s|e }} {{ s ~ s }}"
+    ' {{ 3 * s }} {{ 2.5 * 2 }} {{ True * 3 }} {{ 1.0 }} {{ none }} {{ [1, "<"] }} {{ {"a": "<"} }}',
+    "{% macro m(a) %}<b>{{ a }}</b>{% endmacro %}{{ m(s) }}{% call m(s) %}x{% endcall %}",
+    '{% set currency = "USD" %}{{ 5|money }} {{ 5.0|money }} {{ "5"|money }} {{ True|money }} {{ 5|money("EUR") }}',
+    '{{ 5|money }} {{ 2**70|money }} {{ (2**70)|float|money }} {{ 0.005|money("USD") }} {{ -0.0|money("USD") }}',
+    '{% set locale = "ja" %}{{ d8|date }} {{ d8|datetime }} {{ dt|datetime }}',
+    "{{ dt|datetime }} {{ dt|date }} {{ d8|date }}",
+    '{{ items|map(attribute="a")|join(",") }} {{ items|selectattr("a")|list }} {{ items|sort(attribute="a")|first }}',
+    "{% for k, v in d2.items() %}{{ k }}={{ v }};{% endfor %}",
+    '{% for i in range(3) %}{{ loop.index }}{{ loop.cycle("a","b") }}{% if loop.last %}!{% endif %}{% endfor %}',
+    "{% block b %}<i>{{ s }}</i>{% endblock %}{{ self.b() }}",
+    "{% set x = 5 %}{% for i in items %}{{ x }}{% set x = 6 %}{{ x }}{% endfor %}{{ x }}",
+    "{% filter upper %}{{ s }} abc{% endfilter %}",
+    "{% with a = s %}{{ a }}{% endwith %}",
+    "{{ items.0.a }} {{ items[5] is defined }} {{ data.nope }}",
+    "{{ s.nope }}",
+    "<p>\n{% for i in items %}\n{{ i.nope }}\n{% endfor %}</p>",
+    '{{ "%s"|format(s) }} {{ "{}".format(1) }}',
+    '{{ (items|first).a * 2 }} {{ [1,2] * 2 }} {{ "ab" * 2 }}',
+    "{{ s * 1000000000 }}",
+    "{{ x * (2 ** 70) * (2 ** 70) }}",
+    "{{ x is defined and x }}{{ tenant.name is defined }}{{ tenant.nope is defined }}{{ platform.url is defined }}",
+    "<p>{{ ''.__class__ }}</p>",
+    "{{ items.append(3) }}",
+    "{% for i in range(10**9) %}{% endfor %}",
+]
+EDATA = {
+    "s": "<a&'\">",
+    "x": 3,
+    "items": [{"a": 1}, {"a": "<2>", "b": None}],
+    "d2": {"items": 5},
+    "d8": "2026-11-27",
+    "dt": "2026-11-27T05:30:00Z",
+    "currency": "JPY",
+}
+for html in EDGE:
+    for text in (None, "{{ s }} " + html.replace("<p>", "").replace("</p>", "")):
+        cases.append(
+            {
+                "custom": {"subject": "S {{ s }}", "html": html, "text": text},
+                "locale": "en",
+                "tenant": {"id": "t", "name": "N<", "timezone": "Asia/Tokyo"},
+                "platform": None,
+                "data": EDATA,
+            }
+        )
+
 for c in cases:
     src = TemplateSource(**c["custom"]) if "custom" in c else default_source(c["event"], c["locale"])
     ctx = build_context(data=c["data"], tenant=c["tenant"], locale=c["locale"], platform=c["platform"])
@@ -152,7 +210,7 @@ for c in cases:
         r = compile_source(src).render(ctx)
         c["expected"] = {"subject": r.subject, "html": r.html, "text": r.text}
     except TemplateError as e:
-        c["expected"] = {"error": e.detail}
+        c["expected"] = {"error": e.detail, "line": e.line}
 with open(Path(__file__).parent / "render_snapshot.json", "w", encoding="utf-8") as f:
     json.dump(cases, f, ensure_ascii=False, indent=1)
 print(len(cases), sum("error" in c["expected"] for c in cases))
