@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 3600.0
     lease_seconds: int = 300
     worker_batch_size: int = 200
-    worker_concurrency: int = 8
+    #: Batches a worker process has in flight at once ("pipelines": one claims or records while another renders
+    #: or waits for SMTP replies). None: 2 on SQLite (one writer at a time anyway), 8 on PostgreSQL.
+    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = 0.5
     smtp_timeout_seconds: float = 30.0
     #: API server processes of ``letterhead serve`` sharing its port (SO_REUSEPORT). The first also runs the

@@ -80,7 +80,7 @@ class Worker:
         self.client = client or SmtpClient()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.batch_size = batch_size or s.worker_batch_size
-        self.pipelines = pipelines or (2 if ctx.db.is_sqlite else s.worker_concurrency)
+        self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 8)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
         self.platform = {"name": s.platform_name, "url": s.public_url}
         self.wakeup = asyncio.Event()

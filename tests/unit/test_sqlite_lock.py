@@ -1,0 +1,53 @@
+"""The SQLite writer lock: BEGIN IMMEDIATE polls with short sleeps (db._begin_immediate)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from letterhead import db
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def test_waits_for_the_lock_and_takes_it_soon_after_release(tmp_path: Path) -> None:
+    holder, waiter = _connect(tmp_path / "q.db"), _connect(tmp_path / "q.db")
+    holder.execute("BEGIN IMMEDIATE")
+    released = []
+
+    def release() -> None:
+        time.sleep(0.05)
+        released.append(time.monotonic())
+        holder.execute("COMMIT")
+
+    t = threading.Thread(target=release)
+    t.start()
+    db._begin_immediate(waiter)
+    got = time.monotonic()
+    t.join()
+    assert waiter.in_transaction
+    # SQLite's own handler would be asleep for up to 10-15 ms at this point; the poll is at most 2 ms apart.
+    assert got - released[0] < 0.05
+    # Every other statement keeps the usual busy timeout.
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    waiter.execute("COMMIT")
+
+
+def test_gives_up_with_database_is_locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "SQLITE_LOCK_WAIT_SECONDS", 0.05)
+    holder, waiter = _connect(tmp_path / "q.db"), _connect(tmp_path / "q.db")
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        db._begin_immediate(waiter)
+    assert not waiter.in_transaction
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    holder.execute("COMMIT")
