@@ -7,13 +7,18 @@ Why it is shaped like this:
   typo is an error at save time, not a blank in a customer's mail). The sandbox stops attribute escapes but not
   resource exhaustion, so Letterhead adds limits: ``range`` ≤ 1,000 items, string/list multiplication,
   ``**``, ``%``-format widths, ``str.center``-style padding, ``replace``/``join`` results and ``~`` concatenations
-  are capped before they allocate; every loop iteration and every call checks a render deadline (200 ms); the
-  output is pulled from the render generator in batches and cut off at 1 MiB. ``include``/``import``/``extends`` are refused
-  at compile time (there is no loader: a tenant template is self-contained).
+  are capped before they allocate; every loop iteration and every call checks a render deadline (200 ms of the
+  rendering thread's CPU time, so a busy host does not trip it); the output size is checked after every chunk the
+  render generator yields and cut off at 1 MiB. ``include``/``import``/``extends`` are refused at compile time
+  (there is no loader: a tenant template is self-contained).
 
 * **Work moves to compile time.** The DESIGN performance notes ask for ≪ 200 µs per message. CSS inlining
   (css-inline, ~1 ms) happens once on the *template source*, and when a template has no text part, a text
-  *template* is derived from the HTML template once. Per message only Jinja runs.
+  *template* is derived from the HTML template once. Per message only Jinja runs, and it runs code from
+  Letterhead's own code generator (:class:`_CodeGenerator`: the same sandbox checks, with the common cases, a
+  key of a JSON object, escaping a string, ``is defined``, inlined, and output yielded in chunks of several values
+  instead of one by one). The tenant and platform parts of the context are built once per tenant, amounts and
+  dates are formatted once per value. An order confirmation (subject, HTML and text) renders in ~40 µs.
 
   Inlining the source needs care: an HTML5 parser reorders what it does not understand (``{% for %}`` between
   ``<tr>`` rows is "foster-parented" out of the table, ``<`` in ``{% if a < b %}`` becomes ``&lt;``). So the
