@@ -70,3 +70,16 @@ def test_compose_random_inputs_stay_canonical() -> None:
             date=datetime(2026, 11, 28, tzinfo=UTC),
         )
         assert _canonical(data)
+
+
+def test_base64_parts_match_the_stdlib_line_for_line() -> None:
+    import base64
+
+    from letterhead.notifications.compose import _b64_body
+
+    rng = random.Random(3)
+    lengths = [*range(0, 400), 9_727, 9_728, 9_729, 57 * 128, 57 * 128 + 1, 57 * 256, 200_000]
+    for n in lengths:
+        text = "".join(rng.choice("aあ<>\n .") for _ in range(n))
+        expected = base64.encodebytes(text.encode()).replace(b"\n", b"\r\n")
+        assert _b64_body(text) == expected, n
