@@ -667,6 +667,7 @@ def _queued(
         "rss_last_tenth_mb": max(rss[-tenth:], default=None),
         "rss_samples_mb": pool.samples[:: max(1, len(pool.samples) // 40)],
         "cpu_us_per_msg": {"workers": round(pool.cpu_seconds() / sent * 1e6, 1) if sent else None},
+        "worker_stage_seconds": pool.stage_seconds(),
         "left_sending": sending,
         "worker_exit_codes": codes,
         "log_ok": sending == 0 and codes == [0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
+from functools import lru_cache
 
 from letterhead.settings import Settings
 
@@ -10,8 +11,14 @@ from letterhead.settings import Settings
 def platform_address(settings: Settings) -> tuple[str, str]:
     """(address, display-name format). ``LETTERHEAD_PLATFORM_FROM`` is a bare address or
     ``"{tenant} via {platform}" <noreply@example.com>``; without a name part ``PLATFORM_SENDER_NAME`` is used."""
-    name, addr = parseaddr(settings.platform_from)
-    return addr or settings.platform_from, name or settings.platform_sender_name
+    return _parse(settings.platform_from, settings.platform_sender_name)
+
+
+@lru_cache(maxsize=16)
+def _parse(platform_from: str, sender_name: str) -> tuple[str, str]:
+    # Cached: the worker asks twice per tenant per batch, and email.utils.parseaddr costs ~100 µs.
+    name, addr = parseaddr(platform_from)
+    return addr or platform_from, name or sender_name
 
 
 def standard_sender_name(settings: Settings, tenant_name: str) -> str:
