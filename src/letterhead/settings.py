@@ -86,9 +86,13 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     lease_seconds: int = 300
-    worker_batch_size: int = 200
+    #: Messages a worker leases at once. 500 measured ~10% faster than 200 end to end (fewer claims, commits
+    #: and per-batch route reads per message); larger batches only hold more mail behind a slow route.
+    worker_batch_size: int = 500
     #: Batches a worker process has in flight at once ("pipelines": one claims or records while another renders
-    #: or waits for SMTP replies). None: 2 on SQLite (one writer at a time anyway), 8 on PostgreSQL.
+    #: or waits for SMTP replies). None: 2 on SQLite (one writer at a time anyway), 3 on PostgreSQL (measured on
+    #: 2 cores with the server local: 3 beat 4 and 8, which only add claims competing for the same CPU; raise
+    #: it when the database is across a network and round trips dominate).
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_poll_seconds: float = 0.5
     smtp_timeout_seconds: float = 30.0

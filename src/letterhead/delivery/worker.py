@@ -44,7 +44,7 @@ log = logging.getLogger("letterhead.worker")
 # fail the message for good. The message waits (backoff) until the route works or its lifetime ends.
 _MESSAGE_STAGES = frozenset({"mail_from", "rcpt_to", "data", "after_data", "done"})
 
-#: How a render that hit the sandbox's (wall-clock) time limit reads, and how often to try before deferring.
+#: How a render that hit the sandbox's time limit (CPU time) reads, and how often to try before deferring.
 _DEADLINE = f"rendering took longer than {int(MAX_RENDER_SECONDS * 1000)} ms"
 _RENDER_TRIES = 3
 
@@ -80,7 +80,7 @@ class Worker:
         self.client = client or SmtpClient()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.batch_size = batch_size or s.worker_batch_size
-        self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 8)
+        self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 3)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
         self.platform = {"name": s.platform_name, "url": s.public_url}
         self.wakeup = asyncio.Event()
@@ -176,10 +176,10 @@ class Worker:
     def _render(self, row: Any, tenant: Tenant, info: BatchInfo) -> Content:
         """Render, telling a template that is slow from a machine that is busy.
 
-        The sandbox's render deadline is wall-clock time, so on a saturated host (measured: 2 cores, load 4) a
-        valid template occasionally "took longer than 200 ms" only because this thread was not scheduled. Failing
-        the message for good would be wrong: try again; if it still times out, the message is deferred (see
-        ``_slow``), never failed, and a template that is really too slow keeps being deferred until it expires.
+        The sandbox's render deadline counts the rendering thread's CPU time (notifications/templates.py), so a
+        thread that merely waited for a core no longer trips it; the retries stay as a safety net. A template
+        that still times out every try is deferred (see ``_slow``), never failed at once, and one that is really
+        too slow keeps being deferred until the message expires.
         """
         for attempt in range(_RENDER_TRIES):
             try:
