@@ -756,13 +756,14 @@ def _fold_b64(sig: bytes, width: int = 72) -> bytes:
     return b"\r\n ".join(sig[i : i + width] for i in range(0, len(sig), width))
 
 
-def sign(message: bytes, key: DkimKey) -> bytes:
+def sign(message: bytes, key: DkimKey, *, canonical: bool = False) -> bytes:
     """The ``DKIM-Signature: …\\r\\n`` header to prepend to ``message`` (relaxed/relaxed, rsa-sha256).
 
     ``message`` is the complete message with CRLF line endings (bare LFs are read as CRLF, as SMTP will send
-    them), not dot-stuffed.
+    them), not dot-stuffed. ``canonical``: the caller knows there are no bare LFs (``notifications.compose``
+    output), which saves two scans of the message (~30 µs for 17 KB).
     """
-    if message.count(b"\n") != message.count(b"\r\n"):  # two C-speed scans; the regex only when needed
+    if not canonical and message.count(b"\n") != message.count(b"\r\n"):  # two C-speed scans; the regex only when needed
         message = _LONE_LF.sub(b"\r\n", message)
     if message.startswith(b"\r\n"):
         head, body = b"", message[2:]
