@@ -142,3 +142,31 @@ def test_the_fast_validators_agree_with_the_schema() -> None:
             except Exception:
                 fast_ok = False
             assert not (fast_ok and not full_ok), (name, sample)
+
+
+def test_uri_fast_path_agrees_with_urlsplit() -> None:
+    from urllib.parse import urlsplit
+
+    from letterhead.notifications import events
+
+    def slow(value: str) -> bool:
+        if events._CONTROL_OR_SPACE.search(value):
+            return False
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return False
+        if not parts.scheme or not events._SCHEME.match(parts.scheme):
+            return False
+        if parts.scheme in ("http", "https"):
+            return bool(parts.netloc)
+        return bool(parts.netloc or parts.path)
+
+    cases = [
+        "https://shop.example.jp/orders/A-1", "http://x", "https://", "http://", "https:///path", "https://?q",
+        "https://#f", "https://[::1]/", "https://[::1/", "https://a]b/", "https://user:pw@host:8080/p?q#f",
+        "HTTPS://host/", "https:host", "http:/host", "mailto:a@example.com", "https://host path", "https://\x00",
+        "ftp://files.example.com/x", "https://例え.jp/注文", "https://host:99999999/", "javascript:alert(1)",
+    ]
+    for case in cases:
+        assert events._is_uri(case) == slow(case), case

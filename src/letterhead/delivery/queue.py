@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from letterhead.context import Context
 from letterhead.db import Database, executemany
 from letterhead.errors import Conflict
-from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_id, utcnow
+from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_ids, utcnow
 
 messages = cast(Table, Message.__table__)
 attempts = cast(Table, Attempt.__table__)
@@ -75,9 +75,9 @@ _ROW_KEYS = (
 _INSERT_MESSAGE = insert(messages).values({k: bindparam(k) for k in _ROW_KEYS})
 
 
-def _row(msg: NewMessage, now: datetime, expires: datetime) -> dict[str, Any]:
+def _row(msg: NewMessage, now: datetime, expires: datetime, id_: str) -> dict[str, Any]:
     return {
-        "id": new_id("msg_"),
+        "id": id_,
         "tenant_id": msg.tenant_id,
         "kind": msg.kind.value,
         "event": msg.event,
@@ -107,7 +107,7 @@ def enqueue_many(ctx: Context, items: Sequence[NewMessage]) -> list[Accepted]:
     """
     now = utcnow()
     expires = now + timedelta(seconds=ctx.settings.message_lifetime_seconds)
-    rows = [_row(m, now, expires) for m in items]
+    rows = [_row(m, now, expires, i) for m, i in zip(items, new_ids("msg_", len(items)), strict=True)]
     try:
         return _insert(ctx.db, rows)
     except IntegrityError:

