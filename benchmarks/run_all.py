@@ -26,18 +26,22 @@ FIGURES: dict[str, tuple[str, str, list[str]]] = {
                   ["--transport-only", "--messages", "20000", "--connections", "8"]),
     "transport32": ("transport only, 32 connections", "",
                     ["--transport-only", "--messages", "20000", "--connections", "32"]),
-    "sqlite": ("end to end, SQLite, 1 worker (notifications, 50,000)", "≥ 4,000 msgs/s",
+    "sqlite": ("end to end, SQLite, 1 worker (notifications, 50,000)", "",
                ["--messages", "50000"]),
-    "sqlite2": ("end to end, SQLite, 2 workers (50,000)", "", ["--messages", "50000", "--workers", "2"]),
-    "postgres2": ("end to end, PostgreSQL, 2 workers (20,000)", "≥ 3,000 msgs/s",
-                  ["--messages", "20000", "--postgres", "auto", "--workers", "2"]),
+    "sqlite2": ("end to end, SQLite, 2 workers (50,000)", "≥ 4,000 msgs/s",
+                ["--messages", "50000", "--workers", "2"]),
+    "postgres2": ("end to end, PostgreSQL, 2 workers (50,000)", "≥ 3,000 msgs/s",
+                  ["--messages", "50000", "--postgres", "auto", "--workers", "2"]),
     "latency": ("offered 1,000 msgs/s, SQLite, 2 workers (20,000): p99 enqueue→sent", "p99 ≤ 1 s",
                 ["--messages", "20000", "--offered-rate", "1000", "--workers", "2"]),
     "queued": ("worker RSS with 1,000,000 queued (60 s of delivery)", "≤ 250 MB, flat",
                ["--queued", "1000000", "--duration", "60"]),
-    "dkim": ("DKIM on", "≥ 2,000 msgs/s", ["--messages", "2000", "--dkim"]),
+    "dkim2": ("DKIM on (RSA-2048, every message), SQLite, 2 workers (20,000)", "≥ 2,000 msgs/s",
+              ["--messages", "20000", "--dkim", "--workers", "2"]),
+    "api": ("API over HTTP keep-alive (wrk, 10 s each; delivery off)", "≥ 1,500 req/s; batch ≥ 25,000/s",
+            ["--api"]),
+    "api2": ("API, 2 server processes", "", ["--api", "--api-workers", "2"]),
 }
-
 
 def run(argv: list[str]) -> dict[str, Any]:
     cmd = [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", *argv, "--json"]
@@ -49,6 +53,7 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 
 def median(results: list[dict[str, Any]], key: str) -> float | None:
+    """The median of ``key`` over the runs that have it."""
     values = [r[key] for r in results if r.get(key) is not None]
     return statistics.median(values) if values else None
 
@@ -66,31 +71,49 @@ def main() -> None:
         what, target, argv = FIGURES[name]
         if args.quick:
             argv = [str(int(a) // 10) if prev in ("--messages", "--queued") else a
-                    for prev, a in zip(["", *argv], argv, strict=True)]
-        runs = 1 if name in ("queued", "dkim") else args.runs
+                    for prev, a in zip(["", *argv[:-1]], argv, strict=True)]
+        runs = 1 if name == "queued" else args.runs
         results = []
         for i in range(runs):
             r = run(argv)
             results.append(r)
-            print(f"{name} run {i + 1}/{runs}: {r.get('msgs_per_sec')} msgs/s ok={r.get('ok')}", file=sys.stderr,
-                  flush=True)
+            rate = r.get("msgs_per_sec") or (r.get("batch") or {}).get("notifications_per_sec")
+            print(f"{name} run {i + 1}/{runs}: {rate}/s ok={r.get('ok')}", file=sys.stderr, flush=True)
         with open(RESULTS / f"{name}.jsonl", "w") as fh:
             for r in results:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         rows.append((name, what, target, argv, results))
-    print("| figure | msgs/s | delivery msgs/s | p50 ms | p99 ms | peak RSS MB | correct | target | command |")
-    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    print("| figure | msgs/s | delivery msgs/s | p50 ms | p99 ms | peak RSS MB | CPU µs/msg (workers + accept"
+          " + db + sink) | correct | target | command |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|---|")
     for _name, what, target, argv, results in rows:
-        def fmt(v: float | None, digits: int = 0) -> str:
-            return "–" if v is None else f"{v:,.{digits}f}"
-
         ok = all(r.get("ok") for r in results)
+        if "--api" in argv:
+            single = [r["single"] for r in results if "single" in r]
+            batch = [r["batch"] for r in results if "batch" in r]
+            print(
+                f"| {what} | single {fmt(median(single, 'req_per_sec'))} req/s (p99 "
+                f"{fmt(median([s['latency_ms'] for s in single], 'p99'))} ms); batch "
+                f"{fmt(median(batch, 'notifications_per_sec'))} notifications/s (p99 "
+                f"{fmt(median([b['latency_ms'] for b in batch], 'p99'))} ms) | – | – | – | – "
+                f"| server: single {fmt(median(single, 'server_cpu_us_per_notification'))}, batch "
+                f"{fmt(median(batch, 'server_cpu_us_per_notification'))} per notification "
+                f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | `letterhead bench {shlex.join(argv)} --json` |"
+            )
+            continue
+        cpu = [r["cpu_us_per_msg"] for r in results if isinstance(r.get("cpu_us_per_msg"), dict)]
+        parts = [f"{k} {fmt(median(cpu, k))}" for k in ("workers", "accept", "postgres", "sink")
+                 if any(k in c for c in cpu)]
         print(
             f"| {what} | {fmt(median(results, 'msgs_per_sec'))} | {fmt(median(results, 'delivery_msgs_per_sec'))} "
             f"| {fmt(median(results, 'p50_ms'))} | {fmt(median(results, 'p99_ms'))} "
-            f"| {fmt(median(results, 'peak_rss_mb'), 1)} | {'yes' if ok else 'NO'} ({len(results)} runs) "
-            f"| {target} | `letterhead bench {shlex.join(argv)} --json` |"
+            f"| {fmt(median(results, 'peak_rss_mb'), 1)} | {', '.join(parts) or '–'} "
+            f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | `letterhead bench {shlex.join(argv)} --json` |"
         )
+
+
+def fmt(v: float | None, digits: int = 0) -> str:
+    return "–" if v is None else f"{v:,.{digits}f}"
 
 
 if __name__ == "__main__":
