@@ -520,10 +520,6 @@ def _end_to_end(
     offered_rate: float | None, progress: Progress | None, dkim: bool = False,
 ) -> dict[str, Any]:
     from letterhead.notifications.service import accept
-    from letterhead.server import tune_gc
-
-    # This process plays the API server's accepting side: the same collector settings as `letterhead serve`.
-    tune_gc()
     settings = _bench_settings(workdir, db_url, port)
     ctx, tenant_rows = _setup_db(settings, tenants, dkim=dkim)
     # Build the requests first: the clock measures Letterhead, not the load generator's dict building.
