@@ -34,8 +34,10 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
 
-#: How long BEGIN IMMEDIATE waits for the writer lock before "database is locked" (as busy_timeout did).
+#: How long BEGIN IMMEDIATE waits for the writer lock before "database is locked"; every other statement
+#: waits as long through SQLite's busy_timeout.
 SQLITE_LOCK_WAIT_SECONDS = 30.0
+_BUSY_TIMEOUT = f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_SECONDS * 1000)}"
 
 
 def _begin_immediate(dbapi_conn: Any) -> None:
@@ -56,12 +58,12 @@ def _begin_immediate(dbapi_conn: Any) -> None:
                 cur.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.002)
     finally:
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(_BUSY_TIMEOUT)
         cur.close()
 
 
@@ -69,7 +71,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_SECONDS}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -80,7 +82,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(_BUSY_TIMEOUT)
             cur.close()
 
         @event.listens_for(engine, "begin")
