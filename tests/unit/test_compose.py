@@ -83,3 +83,34 @@ def test_base64_parts_match_the_stdlib_line_for_line() -> None:
         text = "".join(rng.choice("aあ<>\n .") for _ in range(n))
         expected = base64.encodebytes(text.encode()).replace(b"\n", b"\r\n")
         assert _b64_body(text) == expected, n
+
+
+def test_subjects_decode_to_what_was_given_and_respect_rfc_2047_limits() -> None:
+    """The hand-written encoder (email.header is ~40 µs a subject) against the stdlib's own decoder."""
+    import base64
+    import re
+    from email.header import Header, decode_header, make_header
+
+    from letterhead.notifications.compose import encode_header_text
+
+    rng = random.Random(11)
+    alphabet = "aZ09 .,:;=?_-()<>\"'\tあ漢字ｶﾅ🎉é€—"
+    samples = ["ご注文ありがとうございます（注文番号 ORD-2026-000123）", "Thank you for your order", "", "🎉" * 40]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 160))) for _ in range(2000)]
+    for value in samples:
+        value = " ".join(value.split())  # compose() hands over one line
+        encoded = encode_header_text(value)
+        line = b"Subject: " + encoded
+        assert b"\n" not in encoded.replace(b"\r\n ", b""), encoded  # folded only with CRLF + space
+        parsed = message_from_bytes(line + b"\r\n\r\n", policy=policy.default)
+        assert parsed["Subject"] == value, (value, encoded)
+        assert str(make_header(decode_header(encoded.decode()))) == value
+        if not value.isascii():
+            for text_line in line.split(b"\r\n"):
+                assert len(text_line) <= 76, text_line
+            for word in re.findall(rb"=\?utf-8\?b\?([^?]*)\?=", encoded):
+                assert len(word) + 12 <= 75
+                base64.b64decode(word).decode("utf-8")  # whole characters in every word
+        elif len(value) <= 69:
+            # Short ASCII subjects are exactly what the stdlib writes.
+            assert encoded.decode() == Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
