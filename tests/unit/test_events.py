@@ -111,7 +111,8 @@ def test_additional_properties_are_allowed() -> None:
 
 
 def test_the_fast_validators_agree_with_the_schema() -> None:
-    # The compiled (draft-7) validators only short-cut valid data; they must never accept what the schema refuses.
+    # The compiled validators only short-cut valid data; they must never accept what the schema refuses (and on
+    # these samples they also accept everything it accepts).
     import copy
 
     from jsonschema import Draft202012Validator
@@ -134,14 +135,12 @@ def test_the_fast_validators_agree_with_the_schema() -> None:
                 wrong = copy.deepcopy(event.example)
                 wrong[key] = bad
                 samples.append(wrong)
+        fast = _FAST_VALIDATORS[name]
+        assert fast is not None, name  # every event's schema compiles
         for sample in samples:
             full_ok = full.is_valid(sample)
-            try:
-                _FAST_VALIDATORS[name](sample)
-                fast_ok = True
-            except Exception:
-                fast_ok = False
-            assert not (fast_ok and not full_ok), (name, sample)
+            fast_ok = fast(sample)
+            assert fast_ok is full_ok, (name, sample)
 
 
 def test_uri_fast_path_agrees_with_urlsplit() -> None:

@@ -13,14 +13,14 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from letterhead.errors import InvalidInput, NotFound
+from letterhead.notifications.validate import Unsupported, compile_schema
 
 __all__ = ["EVENTS", "Event", "get_event", "validate_data"]
 
@@ -440,27 +440,6 @@ _VALIDATORS: dict[str, Draft202012Validator] = {
 }
 
 
-def _as_draft7(schema: Any) -> Any:
-    """The same schema in draft-7 words (fastjsonschema's newest draft): dependentRequired → dependencies."""
-    if isinstance(schema, dict):
-        out = {k: _as_draft7(v) for k, v in schema.items() if k != "$schema"}
-        if "dependentRequired" in out:
-            out["dependencies"] = out.pop("dependentRequired")
-        return out
-    if isinstance(schema, list):
-        return [_as_draft7(v) for v in schema]
-    return schema
-
-
-def _fast(schema: dict[str, Any]) -> Callable[[Any], Any]:
-    return cast(
-        Callable[[Any], Any],
-        fastjsonschema.compile(
-            _as_draft7(schema), formats={"uri": _is_uri, "date-time": _fast_datetime}, use_default=False
-        ),
-    )
-
-
 def _fast_datetime(value: Any) -> bool:
     try:
         return bool(_is_datetime(value))
@@ -468,10 +447,32 @@ def _fast_datetime(value: Any) -> bool:
         return False
 
 
-#: Compiled validators: ~15 µs instead of ~200 µs for a valid order (accepting 1,000 notifications per batch
-#: request spends most of its time here). They only answer "valid?"; when one says no, the jsonschema validator
-#: (the authority) lists every bad field, and its verdict wins.
-_FAST_VALIDATORS: dict[str, Callable[[Any], Any]] = {name: _fast(event.schema) for name, event in EVENTS.items()}
+def _format_check(name: str) -> Callable[[Any], bool]:
+    return lambda value: bool(_FORMATS.conforms(value, name))
+
+
+#: The format checks of ``_FORMATS`` as plain predicates for the compiled validators: the two Letterhead defines
+#: called directly, any other through the checker itself (the same answer, one call slower).
+_FORMAT_PREDICATES: dict[str, Callable[[Any], bool]] = {
+    **{name: _format_check(name) for name in _FORMATS.checkers},
+    "uri": _is_uri,
+    "date-time": _fast_datetime,
+}
+
+
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    try:
+        return compile_schema(schema, _FORMAT_PREDICATES)
+    except Unsupported:
+        return None  # validated by jsonschema alone: slower, never wrong
+
+
+#: Compiled validators (see validate.py): ~3 µs instead of ~200 µs (jsonschema) for a valid order; accepting
+#: 1,000 notifications per batch request spent most of its time validating. They only answer "valid?"; when
+#: one says no, the jsonschema validator (the authority) lists every bad field, and its verdict wins.
+_FAST_VALIDATORS: dict[str, Callable[[Any], bool] | None] = {
+    name: _compiled(event.schema) for name, event in EVENTS.items()
+}
 
 
 def get_event(name: str) -> Event:
@@ -524,12 +525,9 @@ def _describe(error: ValidationError) -> Iterator[tuple[str, str]]:
 def validate_data(event: Event, data: Any) -> None:
     """Raise :class:`InvalidInput` listing every field of ``data`` that breaks ``event``'s schema."""
     fast = _FAST_VALIDATORS.get(event.name) if EVENTS.get(event.name) is event else None
-    if fast is not None:
-        try:
-            fast(data)
-            return
-        except fastjsonschema.JsonSchemaException:
-            pass  # the full validator below says what is wrong
+    if fast is not None and fast(data):
+        return
+    # Not certainly valid: the full validator below says what is wrong (or that nothing is).
     validator = _VALIDATORS.get(event.name)
     if validator is None or EVENTS.get(event.name) is not event:
         validator = Draft202012Validator(event.schema, format_checker=_FORMATS)

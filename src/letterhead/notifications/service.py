@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from letterhead.delivery.queue import Accepted, NewMessage, enqueue_many
 from letterhead.errors import InvalidInput, NotFound
 from letterhead.models import MessageKind, Tenant, TenantEvent, TenantTemplate, utcnow
 from letterhead.notifications.events import EVENTS, get_event, validate_data
+from letterhead.notifications.outbox import insert_keyless
 from letterhead.notifications.templates import (
     Rendered,
     TemplateSource,
@@ -59,8 +60,10 @@ def _locale(value: str | None, field: str = "locale") -> str | None:
 # --- accepting ---------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NotificationIn:
+class NotificationIn(NamedTuple):
+    """One notification as posted. A NamedTuple rather than a frozen dataclass: as immutable, and made ~1 µs
+    faster, which counts 1,000 times per batch request."""
+
     event: str
     to: str | Mapping[str, Any]
     data: Any
@@ -77,28 +80,34 @@ def _disabled_events(session: Session, tenant_id: str) -> set[str]:
 
 def _prepare(item: NotificationIn, tenant: Tenant, prefix: str) -> NewMessage:
     event = get_event(item.event)
+    to = item.to
     to_locale = None
-    if isinstance(item.to, Mapping):
-        address = str(item.to.get("email") or "")
-        to_locale = _locale(item.to.get("locale"), f"{prefix}to.locale")
+    if isinstance(to, Mapping):
+        address = str(to.get("email") or "")
+        if to.get("locale") is not None:
+            to_locale = _locale(to["locale"], prefix + "to.locale")
     else:
-        address = str(item.to)
-    recipient = normalize_email(address, field=f"{prefix}to")
-    locale = to_locale or _locale(item.locale, f"{prefix}locale") or tenant.locale
+        address = str(to)
+    recipient = normalize_email(address, field=prefix + "to")
+    locale = to_locale or (item.locale is not None and _locale(item.locale, prefix + "locale")) or tenant.locale
     try:
         validate_data(event, item.data)
     except InvalidInput as exc:
         errors = [{**e, "field": prefix + e["field"]} for e in exc.errors]
         raise InvalidInput(exc.detail, errors=errors) from None
+    key = item.idempotency_key
     return NewMessage(
         tenant_id=tenant.id,
         kind=MessageKind.NOTIFICATION,
         to=[recipient],
         event=event.name,
         locale=locale,
+        # A shallow copy, so that what is stored is what was validated even if the caller's dict changes later.
         data=dict(item.data),
-        idempotency_key=item.idempotency_key,
-        request_fingerprint={"event": event.name, "to": recipient, "locale": locale, "data": item.data},
+        idempotency_key=key,
+        # Only hashed when there is a key (to tell a retry from a reused key): not built for the others.
+        request_fingerprint={"event": event.name, "to": recipient, "locale": locale, "data": item.data} if key
+        else None,
     )
 
 
@@ -130,7 +139,10 @@ def _prepare_all(items: Sequence[NotificationIn], tenant: Tenant, disabled: set[
 
 
 def _queue(ctx: Context, prepared: list[NewMessage | None]) -> list[Accepted | None]:
-    accepted = iter(enqueue_many(ctx, [m for m in prepared if m is not None]))
+    messages = [m for m in prepared if m is not None]
+    # Without idempotency keys there is nothing to look up first: the cheaper INSERT of outbox.py.
+    keyed = any(m.idempotency_key for m in messages)
+    accepted = iter(enqueue_many(ctx, messages) if keyed else insert_keyless(ctx, messages))
     return [None if m is None else next(accepted) for m in prepared]
 
 
