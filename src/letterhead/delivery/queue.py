@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, null, select, update
+from sqlalchemy import Table, and_, bindparam, insert, null, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 
 from letterhead.context import Context
 from letterhead.db import Database, executemany
@@ -181,6 +182,11 @@ CLAIM_COLUMNS = (
 )
 
 
+#: The due time as the database returns it, only to merge the branches in order: comparing SQLite's ISO text
+#: (one format for every row) orders like the times; parsing 500 of them per claim cost ~4 µs a message.
+_DUE_AT_RAW = type_coerce(messages.c.next_attempt_at, NullType())
+
+
 def _due_branches(now: datetime) -> list[Any]:
     """The three kinds of claimable rows, each a condition the ``(status, next_attempt_at)`` index serves in
     order. One ``OR`` of them would make the database collect *every* due row and sort it before the LIMIT
@@ -203,9 +209,9 @@ def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: date
     """
     now = now or utcnow()
     with db.session() as s:
-        candidates: list[tuple[datetime, str]] = []
+        candidates: list[tuple[Any, str]] = []
         for cond in _due_branches(now):
-            q = select(messages.c.next_attempt_at, messages.c.id).where(cond)
+            q = select(_DUE_AT_RAW, messages.c.id).where(cond)
             q = q.order_by(messages.c.next_attempt_at).limit(limit)
             if not db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
@@ -255,6 +261,7 @@ _SUMMARY_KEYS = (
     "sent_at",
 )
 
+_NO_SUMMARY = dict.fromkeys(_SUMMARY_KEYS)
 
 _ATTEMPT_KEYS = (
     "message_id", "number", "started_at", "duration_ms", "mode", "transport", "stage", "code", "enhanced", "text",
@@ -287,18 +294,19 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
     if not results:
         return 0
     now = now or utcnow()
-    params = []
-    for r in results:
-        p: dict[str, Any] = {k: r.summary.get(k) for k in _SUMMARY_KEYS}
-        p.update(
-            b_id=r.message_id,
-            b_owner=owner,
-            status=r.status.value,
-            next_attempt_at=r.next_attempt_at or now,
-            updated_at=now,
-            inc=1 if r.attempt is not None else 0,
-        )
-        params.append(p)
+    params = [
+        {
+            **_NO_SUMMARY,  # a summary names only what it knows; the rest of the columns are cleared
+            **r.summary,
+            "b_id": r.message_id,
+            "b_owner": owner,
+            "status": r.status.value,
+            "next_attempt_at": r.next_attempt_at or now,
+            "updated_at": now,
+            "inc": 1 if r.attempt is not None else 0,
+        }
+        for r in results
+    ]
     with db.session() as s:
         conn = s.connection()
         updated = executemany(conn, _RECORD, params)

@@ -49,6 +49,9 @@ _DEADLINE = f"rendering took longer than {int(MAX_RENDER_SECONDS * 1000)} ms"
 _RENDER_TRIES = 3
 
 
+_SENT = AttemptOutcome.SENT.value
+
+
 @dataclass
 class Prepared:
     row: Any
@@ -210,7 +213,8 @@ class Worker:
             assert endpoint is not None
             started_at = utcnow()
             sent = await self.client.send_batch(endpoint, [p.envelope for p in items if p.envelope])
-            return [self._outcome(p, r, started_at) for p, r in zip(items, sent, strict=True)]
+            now = utcnow()  # one clock reading for the group's outcomes: they were all answered by now
+            return [self._outcome(p, r, started_at, now) for p, r in zip(items, sent, strict=True)]
 
         for group_results in await asyncio.gather(*(send_group(g) for g in groups.values() if g)):
             results.extend(group_results)
@@ -245,15 +249,7 @@ class Worker:
     # --- outcomes ----------------------------------------------------------------------------------------------
 
     def _summary(self, p: Prepared) -> dict[str, Any]:
-        return {
-            "from_addr": p.route.from_addr,
-            "from_name": p.route.from_name,
-            "reply_to": p.route.reply_to,
-            "mode": p.route.mode.value,
-            "transport": p.route.transport,
-            "note": p.route.note,
-            "message_id_header": p.message_id_header,
-        }
+        return p.route.log_fields | {"message_id_header": p.message_id_header}
 
     def _unrenderable(self, p: Prepared) -> queue.Result:
         assert p.error is not None
@@ -285,31 +281,38 @@ class Worker:
             return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
         return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
 
-    def _outcome(self, p: Prepared, r: SendResult, started_at: datetime) -> queue.Result:
-        now = utcnow()
+    def _outcome(self, p: Prepared, r: SendResult, started_at: datetime, now: datetime | None = None) -> queue.Result:
+        now = now or utcnow()
         number = p.row.attempt_count + 1
-        summary = self._summary(p)
+        route = p.route
+        reply = r.reply
+        code, enhanced, text = (reply.code, reply.enhanced, reply.text) if reply else (None, None, r.error_detail)
         attempt: dict[str, Any] = {
             "message_id": p.row.id,
             "number": number,
             "started_at": started_at,
             "duration_ms": round(r.duration_ms, 2),
-            "mode": p.route.mode.value,
-            "transport": p.route.transport,
+            "mode": route.mode.value,
+            "transport": route.transport,
             "stage": r.stage,
-            "code": r.reply.code if r.reply else None,
-            "enhanced": r.reply.enhanced if r.reply else None,
-            "text": r.reply.text if r.reply else r.error_detail,
+            "code": code,
+            "enhanced": enhanced,
+            "text": text,
             "error": r.error,
             "category": None,
             "transcript": r.transcript,
         }
-        summary.update(
-            last_code=attempt["code"], last_enhanced=attempt["enhanced"], last_text=attempt["text"]
-        )
+        # One dict per message, built in one go (this runs for every message sent).
+        summary = {
+            **route.log_fields,
+            "message_id_header": p.message_id_header,
+            "last_code": code,
+            "last_enhanced": enhanced,
+            "last_text": text,
+        }
         if r.outcome is Outcome.SENT:
-            attempt["outcome"] = AttemptOutcome.SENT.value
-            summary.update(sent_at=now, category=None, remedy=None)
+            attempt["outcome"] = _SENT
+            summary["sent_at"] = now
             return queue.Result(p.row.id, MessageStatus.SENT, attempt, summary=summary)
 
         endpoint = p.route.endpoint

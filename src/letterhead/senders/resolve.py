@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +42,19 @@ class Route:
     #: Set when the From is on the tenant's verified sending domain and the mail goes through the platform
     #: transport: sign each message with ``senders.domains.sign(data, dkim)`` and prepend the header.
     dkim: DkimKey | None = None
+
+    @cached_property
+    def log_fields(self) -> dict[str, Any]:
+        """What every message sent by this route records about it (the same for each: built once per batch).
+        Shared: copy before changing."""
+        return {
+            "from_addr": self.from_addr,
+            "from_name": self.from_name,
+            "reply_to": self.reply_to,
+            "mode": self.mode.value,
+            "transport": self.transport,
+            "note": self.note,
+        }
 
 
 def dev_inbox_port(ctx: Context) -> int | None:

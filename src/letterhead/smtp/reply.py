@@ -28,9 +28,11 @@ class Reply:
     @classmethod
     def from_lines(cls, code: int, lines: list[str]) -> Reply:
         """Build a reply from the text of its lines (code and separator already stripped)."""
-        text = " ".join(line.strip() for line in lines).strip()
+        text = lines[0].strip() if len(lines) == 1 else " ".join(line.strip() for line in lines).strip()
         enhanced = None
-        m = _ENHANCED.match(text)
+        # The regex only when the text can start with an enhanced code of the reply's class (every reply of a
+        # delivery goes through here).
+        m = _ENHANCED.match(text) if text[:1] == str(code)[:1] and text[1:2] == "." else None
         if m and m.group(1) == str(code)[0]:
             enhanced = m.group(0)
             text = text[m.end() :].strip()
