@@ -125,7 +125,7 @@ def main() -> None:
             rec = subprocess.Popen([spy, "record", "-p", str(pool.procs[0].pid), "-o", str(raw), "-f", "raw", "--gil",
                                     "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t0 = time.perf_counter()
-            while bench._count_done(ctx) < args.messages:
+            while bench._count_done(ctx, args.messages) < args.messages:
                 time.sleep(0.05)
             seconds = time.perf_counter() - t0
             rec.send_signal(2)

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, null, select, type_coerce, update
+from sqlalchemy import Table, and_, bindparam, insert, null, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
 from letterhead.context import Context
 from letterhead.db import Database, executemany
 from letterhead.errors import Conflict
-from letterhead.models import Attempt, Message, MessageKind, MessageStatus, new_ids, utcnow
+from letterhead.models import LIVE_PREDICATE, Attempt, Message, MessageKind, MessageStatus, new_ids, utcnow
 
 messages = cast(Table, Message.__table__)
 attempts = cast(Table, Attempt.__table__)
@@ -187,16 +187,21 @@ CLAIM_COLUMNS = (
 _DUE_AT_RAW = type_coerce(messages.c.next_attempt_at, NullType())
 
 
+#: The partial index's own condition, word for word: SQLite uses a partial index only for a query whose WHERE
+#: contains it (it does not infer it from ``status = 'queued'``).
+_LIVE = text(LIVE_PREDICATE)
+
+
 def _due_branches(now: datetime) -> list[Any]:
     """The three kinds of claimable rows, each a condition the ``(status, next_attempt_at)`` index serves in
     order. One ``OR`` of them would make the database collect *every* due row and sort it before the LIMIT
     (SQLite: "MULTI-INDEX OR" + "TEMP B-TREE FOR ORDER BY"), i.e. seconds and a growing temp tree per claim
     with a million queued; each branch alone stops after ``limit`` index entries."""
     return [
-        and_(messages.c.status == MessageStatus.QUEUED.value, messages.c.next_attempt_at <= now),
-        and_(messages.c.status == MessageStatus.DEFERRED.value, messages.c.next_attempt_at <= now),
+        and_(_LIVE, messages.c.status == MessageStatus.QUEUED.value, messages.c.next_attempt_at <= now),
+        and_(_LIVE, messages.c.status == MessageStatus.DEFERRED.value, messages.c.next_attempt_at <= now),
         # A stale lease: its worker died (or hangs) past the deadline.
-        and_(messages.c.status == MessageStatus.SENDING.value, messages.c.leased_until < now),
+        and_(_LIVE, messages.c.status == MessageStatus.SENDING.value, messages.c.leased_until < now),
     ]
 
 
