@@ -173,3 +173,44 @@ def test_platform_credentials_never_reach_the_log(
     assert base64.b64encode(b"\0platform\0s3cr3t-pl4tform").decode() not in attempt.transcript
     assert "s3cr3t" not in repr(ctx.settings.platform_transport)
     ctx.close()
+
+
+def test_recorded_outcomes_keep_every_field(platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]) -> None:
+    """queue.record writes the same columns on both databases (PostgreSQL takes a one-statement JSON path)."""
+    from letterhead.delivery import queue
+    from letterhead.models import Attempt
+
+    ctx = platform_on(smtpd_factory())
+    sent_id, deferred_id = send_one(ctx), send_one(ctx)
+    queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60)
+    now = utcnow().replace(microsecond=123456)
+    later = now + timedelta(minutes=5)
+    remedy = {"en": "Wait; \"quoted\" text", "ja": "しばらくお待ちください"}
+    attempt = {"number": 1, "started_at": now, "duration_ms": 12.5, "mode": "default", "transport": "platform x",
+               "stage": "rcpt_to", "code": 451, "enhanced": "4.7.1", "text": "try later", "error": None,
+               "category": "greylisted", "transcript": "C: RCPT TO:<a@example.com>\nS: 451 4.7.1 try later",
+               "outcome": "transient"}
+    results = [
+        queue.Result(sent_id, queue.MessageStatus.SENT, {**attempt, "message_id": sent_id, "code": 250,
+                                                           "outcome": "sent", "category": None},
+                     summary={"from_addr": "a@shop.example", "from_name": "ショップ", "mode": "default",
+                              "last_code": 250, "last_text": "Ok", "sent_at": now, "message_id_header": "<1@x>"}),
+        queue.Result(deferred_id, queue.MessageStatus.DEFERRED, {**attempt, "message_id": deferred_id},
+                     next_attempt_at=later,
+                     summary={"last_code": 451, "last_enhanced": "4.7.1", "category": "greylisted",
+                              "remedy": remedy, "retry_after_seconds": 300}),
+    ]
+    assert queue.record(ctx.db, owner="w", results=results, now=now) == 2
+    with ctx.db.session() as s:
+        sent = s.scalar(select(Message).where(Message.id == sent_id))
+        deferred = s.scalar(select(Message).where(Message.id == deferred_id))
+        assert sent is not None and deferred is not None
+        assert (sent.status, sent.from_name, sent.last_code, sent.sent_at, sent.attempt_count, sent.lease_owner) == (
+            "sent", "ショップ", 250, now, 1, None)
+        assert sent.remedy is None and sent.category is None and sent.message_id_header == "<1@x>"
+        assert (deferred.status, deferred.next_attempt_at, deferred.remedy, deferred.category, deferred.sent_at) == (
+            "deferred", later, remedy, "greylisted", None)
+        assert deferred.from_addr is None and deferred.updated_at == now
+        rows = list(s.scalars(select(Attempt).where(Attempt.message_id == deferred_id)))
+        assert [(a.number, a.started_at, a.duration_ms, a.code, a.enhanced, a.transcript, a.outcome) for a in rows] == [
+            (1, now, 12.5, 451, "4.7.1", attempt["transcript"], "transient")]
