@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, insert, null, select, text, type_coerce, update
+from sqlalchemy import ARRAY, String, Table, and_, any_, bindparam, insert, null, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
@@ -228,7 +228,9 @@ def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: date
         ids = [i for _, i in candidates[:limit]]
         stmt = (
             update(messages)
-            .where(messages.c.id.in_(ids))
+            # PostgreSQL: one array parameter; an IN list of 500 placeholders is a new query text for psycopg to
+            # parse and cast every time (~5 µs a message).
+            .where(messages.c.id.in_(ids) if db.is_sqlite else messages.c.id == any_(bindparam("ids", ids, type_=ARRAY(String))))
             .values(
                 status=MessageStatus.SENDING.value,
                 lease_owner=owner,
@@ -308,7 +310,11 @@ _PG_RECORD = (
     " attempt_count = m.attempt_count + v.inc, lease_owner = NULL, leased_until = NULL"
     " FROM json_to_recordset(%(rows)s::json) AS v(id varchar, status varchar, next_attempt_at timestamptz, inc int, "
     + ", ".join(f"{k} {t}" for k, t in _PG_SUMMARY_TYPES.items())
-    + ") WHERE m.id = v.id AND m.lease_owner = %(owner)s AND m.status = 'sending'"
+    # The lease guard is lease_owner alone (only a claim sets it, with status 'sending'; every other write clears
+    # it): the planner, seeing few 'sending' rows in stale statistics, would otherwise walk the due index and
+    # re-read the JSON for every leased row (measured: ~700 µs of server CPU a message). The ids as an array let
+    # it fetch the batch by primary key and hash-join the JSON once.
+    + ") WHERE m.id = v.id AND m.id = ANY(%(ids)s) AND m.lease_owner = %(owner)s"
 )
 _PG_ATTEMPT_TYPES = {
     "message_id": "varchar", "number": "int", "started_at": "timestamptz", "duration_ms": "float8",
@@ -339,7 +345,7 @@ def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) 
         }
         for r in results
     ]
-    params = {"now": now, "owner": owner, "rows": _rows_json(update_rows)}
+    params = {"now": now, "owner": owner, "rows": _rows_json(update_rows), "ids": [r.message_id for r in results]}
     updated = int(conn.exec_driver_sql(_PG_RECORD, params).rowcount)
     attempts_rows = [r.attempt for r in results if r.attempt is not None]
     if attempts_rows:
