@@ -129,30 +129,26 @@ _ITEM_KEYS = frozenset(("event", "to", "locale", "data", "idempotency_key"))
 _TO_KEYS = frozenset(("email", "name", "locale"))
 
 
-def _opt_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
 def _plain_item(raw: Any, header_key: str | None = None) -> service.NotificationIn | None:
     """A notification that plainly fits ``NotificationCreate`` (the right types, nothing for pydantic to coerce
     or refuse), else None. Exactly what ``NotificationCreate(...).item()`` gives; ~1 µs instead of ~25 µs, which
     is most of a 1,000-notification batch's parsing. Anything else goes through pydantic, which also words the
-    errors."""
+    errors. (The type tests are written out, not in a helper: this runs 1,000 times per batch request.)"""
     if type(raw) is not dict or not raw.keys() <= _ITEM_KEYS:
         return None
     event, to, data = raw.get("event"), raw.get("to"), raw.get("data")
     locale, key = raw.get("locale"), raw.get("idempotency_key")
-    if type(event) is not str or type(data) is not dict or not _opt_str(locale) or not _opt_str(key):
+    if type(event) is not str or type(data) is not dict:
         return None
-    if key is not None and len(key) > 200:
+    if not (locale is None or type(locale) is str) or not (key is None or (type(key) is str and len(key) <= 200)):
         return None
     if type(to) is dict:
-        if not to.keys() <= _TO_KEYS or type(to.get("email")) is not str:
+        email, name, to_locale = to.get("email"), to.get("name"), to.get("locale")
+        if type(email) is not str or not to.keys() <= _TO_KEYS:
             return None
-        name, to_locale = to.get("name"), to.get("locale")
-        if not _opt_str(name) or not _opt_str(to_locale):
+        if not (name is None or type(name) is str) or not (to_locale is None or type(to_locale) is str):
             return None
-        to = {"email": to["email"], "name": name, "locale": to_locale}
+        to = {"email": email, "name": name, "locale": to_locale}
     elif type(to) is not str:
         return None
     return service.NotificationIn(event, to, data, locale, key or header_key)

@@ -78,26 +78,24 @@ def _disabled_events(session: Session, tenant_id: str) -> set[str]:
     return set(rows)
 
 
-def _prepare(item: NotificationIn, tenant: Tenant, prefix: str) -> NewMessage:
+def _prepare(item: NotificationIn, tenant_id: str, tenant_locale: str) -> NewMessage:
+    """One notification checked and made a message. Errors name fields relative to the item (``to``,
+    ``data.total``); the caller prefixes them, so that a valid item builds no field names at all."""
     event = get_event(item.event)
     to = item.to
     to_locale = None
-    if isinstance(to, Mapping):
+    if type(to) is dict or isinstance(to, Mapping):  # the exact type first: an ABC check costs ~1 µs under load
         address = str(to.get("email") or "")
         if to.get("locale") is not None:
-            to_locale = _locale(to["locale"], prefix + "to.locale")
+            to_locale = _locale(to["locale"], "to.locale")
     else:
         address = str(to)
-    recipient = normalize_email(address, field=prefix + "to")
-    locale = to_locale or (item.locale is not None and _locale(item.locale, prefix + "locale")) or tenant.locale
-    try:
-        validate_data(event, item.data)
-    except InvalidInput as exc:
-        errors = [{**e, "field": prefix + e["field"]} for e in exc.errors]
-        raise InvalidInput(exc.detail, errors=errors) from None
+    recipient = normalize_email(address, field="to")
+    locale = to_locale or (item.locale is not None and _locale(item.locale)) or tenant_locale
+    validate_data(event, item.data)
     key = item.idempotency_key
     return NewMessage(
-        tenant_id=tenant.id,
+        tenant_id=tenant_id,
         kind=MessageKind.NOTIFICATION,
         to=[recipient],
         event=event.name,
@@ -119,19 +117,21 @@ def _prepare_all(items: Sequence[NotificationIn], tenant: Tenant, disabled: set[
             errors=[{"field": "notifications", "message": f"at most {MAX_BATCH}"}],
         )
     batch = len(items) > 1
+    tenant_id, tenant_locale = tenant.id, tenant.locale  # ORM attributes: read once, not per item
     prepared: list[NewMessage | None] = []
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        prefix = f"notifications[{i}]." if batch else ""
         try:
-            msg = _prepare(item, tenant, prefix)
+            msg = _prepare(item, tenant_id, tenant_locale)
         except NotFound as exc:
+            prefix = f"notifications[{i}]." if batch else ""
             errors.append({"field": f"{prefix}event", "message": exc.detail})
             continue
         except InvalidInput as exc:
-            errors += exc.errors
+            prefix = f"notifications[{i}]." if batch else ""
+            errors += [{**e, "field": prefix + e["field"]} for e in exc.errors]
             continue
-        prepared.append(None if msg.event in disabled else msg)
+        prepared.append(None if disabled and msg.event in disabled else msg)
     if errors:
         raise InvalidInput("Some notifications are not valid: " + ", ".join(e["field"] for e in errors[:10]),
                            errors=errors)
