@@ -254,29 +254,33 @@ class _SmtpProtocol(asyncio.Protocol):
         if not self.received_any:
             self.received_any = True
             self.plain_head = data[:200]
+        # Complete lines are decoded and split in one go (a message's four replies usually arrive together):
+        # half the cost of slicing and decoding line by line. UTF-8 never has a 0x0A inside a character, so
+        # cutting at the last newline cannot split one.
         buf = self._buf
-        buf += data
-        start = 0
-        find = buf.find
-        while True:
-            nl = find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl].rstrip(b"\r").decode("utf-8", "replace")
-            start = nl + 1
-            n = len(line)
-            if n < 3 or not line[:3].isdigit() or (n > 3 and line[3] not in " -"):
-                self._fail(_ConnError(ErrorKind.PROTOCOL, f"not an SMTP reply: {line[:80]!r}"))
-                return
-            self._lines.append(line)
-            if n == 3 or line[3] == " ":
-                self.replies.append(_Raw(int(line[:3]), self._lines))
-                self._lines = []
-            elif len(self._lines) > _MAX_REPLY_LINES:
-                self._fail(_ConnError(ErrorKind.PROTOCOL, "reply with too many lines"))
-                return
-        if start:
-            del buf[:start]
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            buf += data[end:]
+        if end:
+            lines = self._lines
+            replies = self.replies
+            for line in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
+                line = line.rstrip("\r")
+                n = len(line)
+                if n < 3 or not line[:3].isdigit() or (n > 3 and line[3] not in " -"):
+                    self._fail(_ConnError(ErrorKind.PROTOCOL, f"not an SMTP reply: {line[:80]!r}"))
+                    return
+                lines.append(line)
+                if n == 3 or line[3] == " ":
+                    replies.append(_Raw(int(line[:3]), lines))
+                    lines = self._lines = []
+                elif len(lines) > _MAX_REPLY_LINES:
+                    self._fail(_ConnError(ErrorKind.PROTOCOL, "reply with too many lines"))
+                    return
         if len(buf) > _MAX_LINE:
             self._fail(_ConnError(ErrorKind.PROTOCOL, "reply line too long"))
             return
