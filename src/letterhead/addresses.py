@@ -120,6 +120,14 @@ def normalize_email(
     that needs ``resolver`` (the DNS seam; the system resolver is never used behind the caller's back). A DNS
     timeout or SERVFAIL does not refuse the address: we could not tell, so the address is let through.
     """
+    if not check_deliverability and type(value) is str:
+        # The usual address, before any of the checks below: when the fast path takes ``value`` as given, it has
+        # nothing those checks refuse or strip (no control characters or spaces: the dot-atom local part and a
+        # domain email-validator accepted cannot hold any; no angle brackets; ASCII), so the full path would
+        # reach the same call with the same text.
+        fast = _fast_normalize(value)
+        if fast is not None:
+            return fast
     if not isinstance(value, str):
         raise _invalid(field, "Enter an email address as text.")
     # Control characters are looked for before stripping: a trailing CR/LF is refused, not silently dropped.

@@ -287,6 +287,10 @@ def test_fast_path_gives_exactly_what_email_validator_gives() -> None:
                "a" * 63 + ".com", "a" * 64 + ".com", ("a" * 60 + ".") * 4 + "com", "example.invalid", "1.2.3.4",
                "[127.0.0.1]", "example.com.", "exa..mple.com", "example.123", ""]
     cases = [f"{lo}@{d}" for lo in locals_ for d in domains] + ["a@b@example.com", "plain", "@example.com"]
+    # What the checks before the fast path refuse or strip: the fast path must not take these as given.
+    cases += [" a@example.com", "a@example.com ", "a@example.com\r\n", "\ta@example.com", "a@example.com\x00",
+              "<a@example.com>", "Name <a@example.com>", "a@example.com>", "a@exa mple.com", "a@example.com\x7f",
+              "a\u2028@example.com", "a@example.com\u2029"]
     random.seed(7)
     cases += ["".join(random.choice("aB3.-_+@x") for _ in range(random.randint(1, 12))) + "@example.com"
               for _ in range(300)]
@@ -306,6 +310,9 @@ def test_fast_path_gives_exactly_what_email_validator_gives() -> None:
         fast = addresses._fast_normalize(value)
         if isinstance(expected, BaseException):
             assert fast is None, value
+            with pytest.raises(InvalidInput) as caught:
+                normalize_email(value)
+            assert caught.value.errors == expected.errors, value
         else:
             assert fast in (None, expected), value
             assert normalize_email(value) == expected

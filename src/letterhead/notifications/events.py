@@ -50,12 +50,17 @@ class Event:
 _FORMATS = FormatChecker()
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+#: The usual case of ``_is_uri`` in one match: http(s), a non-empty authority first, no brackets (urlsplit
+#: validates IPv6 literals), no spaces or control characters anywhere.
+_PLAIN_HTTP = re.compile(r"https?://[^/?#\[\]\x00-\x20\x7f][^\[\]\x00-\x20\x7f]*\Z")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})\Z")
 
 
 @_FORMATS.checks("uri")  # type: ignore[untyped-decorator]
 def _is_uri(value: object) -> bool:
     # RFC 3986 absolute URI: a scheme and something after it; no spaces or control characters.
+    if type(value) is str and _PLAIN_HTTP.match(value):
+        return True  # the fast case below, tested at once (~0.3 instead of ~0.8 µs; it runs per link per item)
     if not isinstance(value, str):
         return True
     if _CONTROL_OR_SPACE.search(value):
