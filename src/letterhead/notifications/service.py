@@ -100,8 +100,9 @@ def _prepare(item: NotificationIn, tenant_id: str, tenant_locale: str) -> NewMes
         to=[recipient],
         event=event.name,
         locale=locale,
-        # A shallow copy, so that what is stored is what was validated even if the caller's dict changes later.
-        data=dict(item.data),
+        # Not copied: validated as an object (a dict) just above and serialised by the INSERT before ``accept``
+        # returns, so a caller's later change cannot reach what is stored.
+        data=item.data,
         idempotency_key=key,
         # Only hashed when there is a key (to tell a retry from a reused key): not built for the others.
         request_fingerprint={"event": event.name, "to": recipient, "locale": locale, "data": item.data} if key
