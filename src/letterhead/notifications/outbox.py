@@ -47,7 +47,7 @@ class _Plan:
     times: tuple[Callable[[Any], Any], ...]  # processors of _TIME_KEYS, in that order
 
 
-_plans: dict[str, _Plan] = {}
+_plans: dict[tuple[str, str, str], _Plan] = {}  # by dialect, driver and paramstyle: what the compiled SQL depends on
 
 
 def _identity(value: Any) -> Any:
@@ -55,7 +55,8 @@ def _identity(value: Any) -> Any:
 
 
 def _plan(dialect: Dialect) -> _Plan:
-    plan = _plans.get(dialect.name)
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    plan = _plans.get(key)
     if plan is not None:
         return plan
     compiled = _INSERT.compile(dialect=dialect)
@@ -76,7 +77,7 @@ def _plan(dialect: Dialect) -> _Plan:
 
     plan = _Plan(compiled.string, adapt, processor("to_addrs"), processor("data"),
                  tuple(processor(k) for k in _TIME_KEYS))
-    _plans[dialect.name] = plan
+    _plans[key] = plan
     return plan
 
 
