@@ -68,3 +68,13 @@ def test_a_batch_with_one_key_keeps_idempotency(ctx: Context, acme: str) -> None
     assert first[0] is not None and again[0] is not None and again[0].id != first[0].id  # keyless: a new message
     with pytest.raises(Exception, match="already used"):
         service.accept(ctx, tenant=tenant, items=batch("c@example.com"))
+
+
+def test_columns_left_out_are_exactly_the_null_ones() -> None:
+    # Every column enqueue_many sets is either written by insert_keyless or left to the database, which then
+    # stores NULL only because the column has no default of its own.
+    assert set(outbox.KEYS) | set(outbox.NULL_COLUMNS) == set(_ROW_KEYS)
+    assert not set(outbox.KEYS) & set(outbox.NULL_COLUMNS) and len(set(outbox.KEYS)) == len(outbox.KEYS)
+    for name in outbox.NULL_COLUMNS:
+        column = messages.c[name]
+        assert column.default is None and column.server_default is None and column.nullable, name
