@@ -774,11 +774,12 @@ def sign(message: bytes, key: DkimKey, *, canonical: bool = False) -> bytes:
     body_hash = base64.b64encode(hashlib.sha256(_canon_body(body)).digest())
     # RFC 6376 §5.4.2: for each name in h=, the last unused instance, bottom up; an absent one adds nothing.
     fields = _fields(head)
+    names = [f[0].strip().lower() for f in fields]  # once, not once per signed name
     used: set[int] = set()
     signed = bytearray()
     for name in SIGNED_HEADERS:
         for i in range(len(fields) - 1, -1, -1):
-            if i not in used and fields[i][0].strip().lower() == name:
+            if names[i] == name and i not in used:
                 used.add(i)
                 signed += _canon_header(*fields[i])
                 break
