@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Dialect
 
@@ -92,6 +93,8 @@ def insert_keyless(ctx: Context, items: Sequence[NewMessage]) -> list[Accepted]:
     ids = new_ids("msg_", len(items))
     with ctx.db.session() as s:
         conn = s.connection()
+        if conn.dialect.name == "postgresql" and _insert_pg(conn, items, ids, now, expires):
+            return [Accepted(id_, _QUEUED, True) for id_ in ids]
         plan = _plan(conn.dialect)
         to_json, data_json = plan.to_json, plan.data_json
         next_at, expires_at, created_at, updated_at = (
@@ -104,3 +107,28 @@ def insert_keyless(ctx: Context, items: Sequence[NewMessage]) -> list[Accepted]:
         adapt = plan.adapt
         conn.exec_driver_sql(plan.sql, rows if adapt is None else [adapt(r) for r in rows])
     return [Accepted(id_, _QUEUED, True) for id_ in ids]
+
+
+# PostgreSQL: the batch as one JSON document and one INSERT … SELECT. A driver-level executemany runs the INSERT
+# once per row, and each run pays the server's per-statement work (snapshot, executor start-up), as the worker's
+# result write did (delivery/queue.py ``_record_pg``). The shared values are parameters, not repeated per row.
+_PG_INSERT = (
+    f"INSERT INTO messages ({', '.join(KEYS)}) "
+    "SELECT id, tenant_id, kind, event, locale, to_addrs, to_first, data, %(status)s, 0, %(now)s, %(expires)s, "
+    "%(now)s, %(now)s FROM json_to_recordset(%(rows)s::json) AS v(id varchar, tenant_id varchar, kind varchar, "
+    "event varchar, locale varchar, to_addrs json, to_first varchar, data json)"
+)
+
+
+def _insert_pg(conn: Any, items: Sequence[NewMessage], ids: list[str], now: Any, expires: Any) -> bool:
+    """False when the data cannot go through orjson (an integer beyond 64 bits): the caller's general path then."""
+    try:
+        doc = orjson.dumps([
+            {"id": id_, "tenant_id": m.tenant_id, "kind": m.kind.value, "event": m.event, "locale": m.locale,
+             "to_addrs": m.to, "to_first": m.to[0].lower(), "data": m.data}
+            for m, id_ in zip(items, ids, strict=True)
+        ])
+    except TypeError:
+        return False
+    conn.exec_driver_sql(_PG_INSERT, {"rows": doc.decode(), "status": _QUEUED, "now": now, "expires": expires})
+    return True
