@@ -193,6 +193,10 @@ _DUE_AT_RAW = type_coerce(messages.c.next_attempt_at, NullType())
 _LIVE = text(LIVE_PREDICATE)
 
 
+def _ids_array(ids: list[str]) -> Any:
+    return bindparam("ids", ids, type_=ARRAY(String))
+
+
 def _due_branches(now: datetime) -> list[Any]:
     """The three kinds of claimable rows, each a condition the ``(status, next_attempt_at)`` index serves in
     order. One ``OR`` of them would make the database collect *every* due row and sort it before the LIMIT
@@ -230,7 +234,7 @@ def claim(db: Database, *, owner: str, limit: int, lease_seconds: int, now: date
             update(messages)
             # PostgreSQL: one array parameter; an IN list of 500 placeholders is a new query text for psycopg to
             # parse and cast every time (~5 µs a message).
-            .where(messages.c.id.in_(ids) if db.is_sqlite else messages.c.id == any_(bindparam("ids", ids, type_=ARRAY(String))))
+            .where(messages.c.id.in_(ids) if db.is_sqlite else messages.c.id == any_(_ids_array(ids)))
             .values(
                 status=MessageStatus.SENDING.value,
                 lease_owner=owner,
@@ -253,28 +257,23 @@ class Result:
     summary: dict[str, Any] = field(default_factory=dict)  # from_addr, last_code, category, ...
 
 
-_SUMMARY_KEYS = (
-    "from_addr",
-    "from_name",
-    "reply_to",
-    "mode",
-    "transport",
-    "note",
-    "last_code",
-    "last_enhanced",
-    "last_text",
-    "category",
-    "remedy",
-    "message_id_header",
-    "sent_at",
-)
-
+#: The message columns an outcome writes (its summary), with their SQL types (PostgreSQL's batched write names
+#: them); a summary holds the ones it knows, the rest are cleared.
+_SUMMARY_TYPES = {
+    "from_addr": "varchar", "from_name": "varchar", "reply_to": "varchar", "mode": "varchar", "transport": "varchar",
+    "note": "text", "last_code": "int", "last_enhanced": "varchar", "last_text": "text", "category": "varchar",
+    "remedy": "json", "message_id_header": "varchar", "sent_at": "timestamptz",
+}
+_SUMMARY_KEYS = tuple(_SUMMARY_TYPES)
 _NO_SUMMARY = dict.fromkeys(_SUMMARY_KEYS)
 
-_ATTEMPT_KEYS = (
-    "message_id", "number", "started_at", "duration_ms", "mode", "transport", "stage", "code", "enhanced", "text",
-    "error", "category", "transcript", "outcome",
-)
+#: An attempt row's columns and their SQL types.
+_ATTEMPT_TYPES = {
+    "message_id": "varchar", "number": "int", "started_at": "timestamptz", "duration_ms": "float8",
+    "mode": "varchar", "transport": "varchar", "stage": "varchar", "code": "int", "enhanced": "varchar",
+    "text": "text", "error": "varchar", "category": "varchar", "transcript": "text", "outcome": "varchar",
+}
+_ATTEMPT_KEYS = tuple(_ATTEMPT_TYPES)
 
 # Module-level constants: db.executemany compiles each once per dialect.
 _RECORD = (
@@ -297,34 +296,24 @@ _RECORD = (
 _APPEND_ATTEMPT = insert(attempts).values({k: bindparam(k) for k in _ATTEMPT_KEYS})
 
 
-# PostgreSQL: the whole batch as one JSON document, one statement each (see ``_record_pg``). Column → SQL type.
-_PG_SUMMARY_TYPES = {
-    "from_addr": "varchar", "from_name": "varchar", "reply_to": "varchar", "mode": "varchar", "transport": "varchar",
-    "note": "text", "last_code": "int", "last_enhanced": "varchar", "last_text": "text", "category": "varchar",
-    "remedy": "json", "message_id_header": "varchar", "sent_at": "timestamptz",
-}
+# PostgreSQL: the whole batch as one JSON document, one statement each (see ``_record_pg``).
 _PG_RECORD = (
     "UPDATE messages AS m SET "
-    + ", ".join(f"{k} = v.{k}" for k in _PG_SUMMARY_TYPES)
+    + ", ".join(f"{k} = v.{k}" for k in _SUMMARY_TYPES)
     + ", status = v.status, next_attempt_at = v.next_attempt_at, updated_at = %(now)s,"
     " attempt_count = m.attempt_count + v.inc, lease_owner = NULL, leased_until = NULL"
     " FROM json_to_recordset(%(rows)s::json) AS v(id varchar, status varchar, next_attempt_at timestamptz, inc int, "
-    + ", ".join(f"{k} {t}" for k, t in _PG_SUMMARY_TYPES.items())
+    + ", ".join(f"{k} {t}" for k, t in _SUMMARY_TYPES.items())
     # The lease guard is lease_owner alone (only a claim sets it, with status 'sending'; every other write clears
     # it): the planner, seeing few 'sending' rows in stale statistics, would otherwise walk the due index and
     # re-read the JSON for every leased row (measured: ~700 µs of server CPU a message). The ids as an array let
     # it fetch the batch by primary key and hash-join the JSON once.
     + ") WHERE m.id = v.id AND m.id = ANY(%(ids)s) AND m.lease_owner = %(owner)s"
 )
-_PG_ATTEMPT_TYPES = {
-    "message_id": "varchar", "number": "int", "started_at": "timestamptz", "duration_ms": "float8",
-    "mode": "varchar", "transport": "varchar", "stage": "varchar", "code": "int", "enhanced": "varchar",
-    "text": "text", "error": "varchar", "category": "varchar", "transcript": "text", "outcome": "varchar",
-}
 _PG_APPEND_ATTEMPTS = (
-    f"INSERT INTO attempts ({', '.join(_PG_ATTEMPT_TYPES)}) SELECT {', '.join(_PG_ATTEMPT_TYPES)}"
+    f"INSERT INTO attempts ({', '.join(_ATTEMPT_TYPES)}) SELECT {', '.join(_ATTEMPT_TYPES)}"
     " FROM json_to_recordset(%(rows)s::json) AS v("
-    + ", ".join(f"{k} {t}" for k, t in _PG_ATTEMPT_TYPES.items())
+    + ", ".join(f"{k} {t}" for k, t in _ATTEMPT_TYPES.items())
     + ")"
 )
 

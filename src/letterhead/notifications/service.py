@@ -91,7 +91,7 @@ def _prepare(item: NotificationIn, tenant_id: str, tenant_locale: str) -> NewMes
     else:
         address = str(to)
     recipient = normalize_email(address, field="to")
-    locale = to_locale or (item.locale is not None and _locale(item.locale)) or tenant_locale
+    locale = to_locale or (_locale(item.locale) if item.locale is not None else None) or tenant_locale
     validate_data(event, item.data)
     key = item.idempotency_key
     return NewMessage(

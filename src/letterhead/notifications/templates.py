@@ -456,26 +456,25 @@ def _filter_money(context: Context, amount: Any, currency: Any = None) -> str:
     return text
 
 
-@pass_context
-def _filter_date(context: Context, value: Any) -> str:
+def _formatted(kind: str, format_: Callable[[Any, str, str | None], str], context: Context, value: Any) -> str:
+    """``format_(value, locale, tz)``; text values (as stored JSON gives them) cached by kind, locale and zone."""
     locale = str(_lookup(context, "locale", "en"))
     tz = _context_tz(context)
     if type(value) is not str:
-        return format_date(value, locale, tz)
-    key = ("date", value, locale, tz)
+        return format_(value, locale, tz)
+    key = (kind, value, locale, tz)
     text = _FORMATTED.get(key)
-    return _remember(key, format_date(value, locale, tz)) if text is None else text
+    return _remember(key, format_(value, locale, tz)) if text is None else text
+
+
+@pass_context
+def _filter_date(context: Context, value: Any) -> str:
+    return _formatted("date", format_date, context, value)
 
 
 @pass_context
 def _filter_datetime(context: Context, value: Any) -> str:
-    locale = str(_lookup(context, "locale", "en"))
-    tz = _context_tz(context)
-    if type(value) is not str:
-        return format_datetime(value, locale, tz)
-    key = ("datetime", value, locale, tz)
-    text = _FORMATTED.get(key)
-    return _remember(key, format_datetime(value, locale, tz)) if text is None else text
+    return _formatted("datetime", format_datetime, context, value)
 
 
 # ----------------------------------------------------------------------------------------------------
