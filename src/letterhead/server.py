@@ -17,6 +17,7 @@ import uvicorn
 
 from letterhead import migrate
 from letterhead.api.app import create_app
+from letterhead.collector import tune_collector
 from letterhead.context import Context
 from letterhead.delivery.worker import Worker
 from letterhead.devinbox import DevInbox
@@ -117,6 +118,7 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
             loop.call_soon_threadsafe(wakeup.set)
 
         ctx.notify = notify
+    tune_collector(freeze=True)  # the start-up heap is built: full collections skip it from here on
     tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run()))
@@ -151,6 +153,7 @@ async def run_worker(ctx: Context) -> None:
         # that many workers starting at once do not race on the schema.
         migrate.upgrade(ctx.db.engine)
     worker = Worker(ctx)
+    tune_collector(freeze=True)  # ~30 µs per message of collector time saved (collector.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     _install_signals(loop, stop)

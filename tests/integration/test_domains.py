@@ -7,6 +7,7 @@ to the local DNS server (tests/support/dnsserver.py). Runs on SQLite and Postgre
 from __future__ import annotations
 
 import base64
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from letterhead.context import Context
 from letterhead.devinbox import DevInbox
 from letterhead.models import DomainStatus, SendingDomain, Tenant
+from letterhead.notifications.compose import compose
 from letterhead.senders import branded, domains
 from letterhead.senders.domains import DkimKey, RecordStatus, sign
 from letterhead.senders.resolve import resolve_route_in
@@ -533,4 +535,33 @@ def test_sign_handles_bare_lf_folded_headers_and_empty_bodies(dns_server: LocalD
         b"From: a@d.example\r\nSubject: one\r\nsubject:  two \r\nTo: b@c.example\r\n\r\nbody without final newline",
     ):
         header = sign(message, key)
+        assert dkim.verify(header + message, dnsfunc=lookup), message
+
+
+def test_composed_messages_sign_without_body_canonicalisation(dns_server: LocalDnsServer) -> None:
+    """``sign(composed=True)`` hashes compose()'s body as it is: it must already be relaxed-canonical."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    spki = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    dns_server.set("s2._domainkey.d.example", [("TXT", "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode())])
+    key = DkimKey("d.example", "s2", pem)
+    lookup = dnsfunc_from(dns_server)
+    rng = random.Random(11)
+    alphabet = " \t\r\n.aあ=?-_:"
+    for i in range(60):
+        def pick(n: int) -> str:
+            return "".join(rng.choice(alphabet) for _ in range(rng.randrange(n)))
+
+        message = compose(
+            from_addr="shop@d.example", from_name=pick(40) or None, to=["b@c.example"], subject=pick(120),
+            html=pick(300) or None, text=pick(300) or None, message_id=f"<{i}@d.example>",
+            date=datetime(2026, 11, 28, tzinfo=UTC), reply_to="r@d.example" if i % 2 else None,
+        )
+        body = message.partition(b"\r\n\r\n")[2]
+        assert domains._canon_body(body) == body, message
+        header = sign(message, key, composed=True)
         assert dkim.verify(header + message, dnsfunc=lookup), message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from letterhead import __version__
 from letterhead.api import emails, messages, notifications, problems, smtp, tenants
 from letterhead.api.deps import KeyCache, KnownTenants
+from letterhead.collector import tune_collector
 from letterhead.context import Context
 from letterhead.devinbox import DevInbox
 
@@ -42,26 +42,6 @@ class BodyLimit:
                         return
                     break
         await self.app(scope, receive, send)
-
-
-#: Allocations between young-generation collections in a process that serves the API (CPython's default: 700).
-YOUNG_GC_THRESHOLD = 10_000
-
-
-def tune_collector() -> None:
-    """Let the young generation grow to ``YOUNG_GC_THRESHOLD`` objects before the cyclic collector runs.
-
-    A batch request parses 1,000 notifications into ~10,000 dicts and lists that live until its INSERT
-    commits; with the default threshold the collector ran every 700 allocations, kept walking those in-flight
-    objects and promoted them, and the promotions triggered full collections of the whole heap (FastAPI's,
-    SQLAlchemy's and pydantic's objects included). Reference counting frees all of them anyway: they have no
-    cycles. Measured with ``letterhead bench --api --api-mode batch``: server CPU ~78-83 → ~60-68 µs per
-    notification (3 rounds alternating; the collector switched off entirely: ~59-63). Only the young threshold
-    changes (the older generations keep their defaults, and nothing is frozen), so cycles are still collected,
-    in fewer passes. Never lowers a threshold someone else raised."""
-    young, middle, old = gc.get_threshold()
-    if young and young < YOUNG_GC_THRESHOLD:
-        gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
 
 
 def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:

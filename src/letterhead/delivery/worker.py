@@ -172,7 +172,7 @@ class Worker:
         if route.dkim is not None:
             # Mail as the tenant's own address through the platform, on a domain it authenticated: sign it so
             # that DMARC passes by DKIM alignment (RFC 6376; the header goes first, over the final bytes).
-            data = sign_dkim(data, route.dkim, canonical=True) + data
+            data = sign_dkim(data, route.dkim, composed=True) + data
         # compose() output (and a DKIM header in front of it) is SMTP-canonical: no dot-stuffing scans needed.
         return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data, canonical=True), mid)
 

@@ -724,8 +724,12 @@ _LONE_LF = re.compile(rb"(?<!\r)\n")
 
 def _canon_header(name: bytes, value: bytes) -> bytes:
     """RFC 6376 §3.4.2 relaxed: lower-case name, unfold, runs of WSP to one SP, no WSP around the value."""
-    value = _WSP.sub(b" ", value.replace(b"\r\n", b"")).strip(b" ")
-    return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
+    if b"\r" in value:
+        value = value.replace(b"\r\n", b"")
+    # The substring tests are C-speed; most values (single spaces, no tabs) never need the regex (~1 µs a call).
+    if b"\t" in value or b"  " in value:
+        value = _WSP.sub(b" ", value)
+    return name.rstrip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n"
 
 
 def _canon_body(body: bytes) -> bytes:
@@ -756,14 +760,15 @@ def _fold_b64(sig: bytes, width: int = 72) -> bytes:
     return b"\r\n ".join(sig[i : i + width] for i in range(0, len(sig), width))
 
 
-def sign(message: bytes, key: DkimKey, *, canonical: bool = False) -> bytes:
+def sign(message: bytes, key: DkimKey, *, composed: bool = False) -> bytes:
     """The ``DKIM-Signature: …\\r\\n`` header to prepend to ``message`` (relaxed/relaxed, rsa-sha256).
 
     ``message`` is the complete message with CRLF line endings (bare LFs are read as CRLF, as SMTP will send
-    them), not dot-stuffed. ``canonical``: the caller knows there are no bare LFs (``notifications.compose``
-    output), which saves two scans of the message (~30 µs for 17 KB).
+    them), not dot-stuffed. ``composed``: ``message`` is ``notifications.compose`` output, so it has no bare LFs
+    and its body (base64 lines and part headers with single spaces) is already in relaxed canonical form; that
+    saves five scans of the message (~15 µs for 17 KB; tests/unit/test_dkim_sign.py checks the claim).
     """
-    if not canonical and message.count(b"\n") != message.count(b"\r\n"):  # two C-speed scans; the regex only when needed
+    if not composed and message.count(b"\n") != message.count(b"\r\n"):  # two C-speed scans; the regex only when needed
         message = _LONE_LF.sub(b"\r\n", message)
     if message.startswith(b"\r\n"):
         head, body = b"", message[2:]
@@ -771,7 +776,7 @@ def sign(message: bytes, key: DkimKey, *, canonical: bool = False) -> bytes:
         head, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             head, body = message.removesuffix(b"\r\n"), b""
-    body_hash = base64.b64encode(hashlib.sha256(_canon_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(body if composed else _canon_body(body)).digest())
     # RFC 6376 §5.4.2: for each name in h=, the last unused instance, bottom up; an absent one adds nothing.
     fields = _fields(head)
     names = [f[0].strip().lower() for f in fields]  # once, not once per signed name
