@@ -164,7 +164,12 @@ def _descendants(pid: int) -> list[int]:
 
 
 def server_cpu_seconds(pid: int) -> float:
-    return sum(c for c in (_cpu_seconds(p) for p in _descendants(pid)) if c is not None)
+    return sum(server_cpu_by_process(pid).values())
+
+
+def server_cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and each process below it: how evenly the connections spread over the processes."""
+    return {p: c for p in _descendants(pid) if (c := _cpu_seconds(p)) is not None}
 
 
 @contextmanager
@@ -241,9 +246,11 @@ def _phase(
                 threads=threads)
         _wait_stored(ctx, warm_tenant, settle=0.5)
     script = script_for(tenant_id)
-    cpu0 = server_cpu_seconds(server_pid)
+    cpu0 = server_cpu_by_process(server_pid)
     w = run_wrk(wrk=wrk, url=url, script=script, seconds=seconds, connections=connections, threads=threads)
-    cpu = server_cpu_seconds(server_pid) - cpu0
+    cpu1 = server_cpu_by_process(server_pid)
+    by_process = sorted((c - cpu0.get(p, 0.0) for p, c in cpu1.items()), reverse=True)
+    cpu = sum(by_process)
     stored = _wait_stored(ctx, tenant_id)
     per = BATCH if mode == "batch" else 1
     elapsed = w["duration_us"] / 1e6
@@ -276,6 +283,9 @@ def _phase(
         "unanswered_at_stop": unanswered,
         "stored_ok": stored_ok,
         "server_cpu_seconds": round(cpu, 3),
+        # Busiest first. The kernel spreads connections over the processes (SO_REUSEPORT) by a hash, not evenly:
+        # one process with most of them and one idling shows here.
+        "server_cpu_seconds_by_process": [round(c, 3) for c in by_process],
         "server_cpu_ms_per_request": round(cpu * 1000 / w["requests"], 3) if w["requests"] else None,
         "server_cpu_us_per_notification": round(cpu * 1e6 / accepted, 1) if accepted else None,
         "bytes_received": w["bytes"],
@@ -321,7 +331,10 @@ def run_bench_api(
     if delivery not in ("none", "sink"):
         raise ValueError("delivery is 'none' (serve --no-worker) or 'sink' (the worker sends to a local sink)")
     single_c = connections or 32
-    batch_c = batch_connections or connections or 4
+    # Batch requests are few and large: at least 4 connections per API process, or the kernel's hash often
+    # leaves a process with one connection (idle between requests) or none (measured with 2 processes and
+    # 4 connections: 22,000-48,000 notifications/s from run to run, the low ones with one process idle).
+    batch_c = batch_connections or connections or 4 * max(1, api_workers)
     workdir = Path(tempfile.mkdtemp(prefix="lh-bench-api-"))
     try:
         with _sink(delivery, workdir) as port_of_sink:

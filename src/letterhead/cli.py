@@ -235,7 +235,9 @@ def bench(
     ] = False,
     api_mode: Annotated[str, typer.Option(help="--api: single, batch or both")] = "both",
     api_workers: Annotated[int, typer.Option(help="--api: server processes (LETTERHEAD_API_WORKERS)")] = 1,
-    batch_connections: Annotated[int, typer.Option(help="--api: wrk connections for the batch endpoint")] = 4,
+    batch_connections: Annotated[
+        int | None, typer.Option(help="--api: wrk connections for the batch endpoint (default 4 per API process)")
+    ] = None,
     threads: Annotated[int, typer.Option(help="--api: wrk threads")] = 1,
     warmup: Annotated[float, typer.Option(help="--api: seconds of warm-up before each measurement")] = 2.0,
     delivery: Annotated[
@@ -285,7 +287,7 @@ def bench(
 
 
 def _bench_api(*, as_json: bool, api_mode: str, api_workers: int, connections: int | None,
-               batch_connections: int, threads: int, warmup: float, delivery: str, duration: float) -> None:
+               batch_connections: int | None, threads: int, warmup: float, delivery: str, duration: float) -> None:
     from letterhead.benchapi import WrkMissing, run_bench_api
 
     modes = ("single", "batch") if api_mode == "both" else (api_mode,)

@@ -60,6 +60,23 @@ def test_bench_api_cli_json() -> None:
         assert accepted <= stored <= accepted + p["unanswered_at_stop"] * per
         assert p["stored_ok"]
         assert p["latency_ms"]["p99"] >= p["latency_ms"]["p50"] > 0
+        assert len(p["server_cpu_seconds_by_process"]) == 1
+        assert sum(p["server_cpu_seconds_by_process"]) == pytest.approx(p["server_cpu_seconds"], abs=0.01)
+
+
+def test_bench_api_batch_loads_every_server_process() -> None:
+    """Without --batch-connections, 4 connections per API process; the CPU of each process is reported."""
+    _need_wrk()
+    out = subprocess.run(
+        [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--api", "--api-mode", "batch",
+         "--api-workers", "2", "--duration", "1", "--warmup", "0.3", "--json"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    batch = json.loads(out.stdout)["batch"]
+    assert batch["connections"] == 8 and batch["stored_ok"] and batch["errors"] == 0
+    by_process = batch["server_cpu_seconds_by_process"]
+    assert len(by_process) == 2 and by_process == sorted(by_process, reverse=True)
 
 
 def test_missing_wrk_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
