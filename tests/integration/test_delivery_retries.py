@@ -214,3 +214,28 @@ def test_recorded_outcomes_keep_every_field(platform_on: Callable[..., Context],
         rows = list(s.scalars(select(Attempt).where(Attempt.message_id == deferred_id)))
         assert [(a.number, a.started_at, a.duration_ms, a.code, a.enhanced, a.transcript, a.outcome) for a in rows] == [
             (1, now, 12.5, 451, "4.7.1", attempt["transcript"], "transient")]
+
+
+def test_parts_already_sent_are_recorded_when_a_later_part_cannot_be_prepared(
+    platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch goes out part by part: if preparing a later part breaks (a bug, not a template error), what was
+    already sent is recorded as sent (never sent twice after the lease), and the rest keeps its lease."""
+    from letterhead.delivery import worker as worker_module
+
+    server = smtpd_factory()
+    ctx = platform_on(server)
+    first, second = send_one(ctx), send_one(ctx)
+    monkeypatch.setattr(worker_module, "_PREPARE_PART", 1)
+    real = worker_module.Worker._prepare
+
+    def broken_for_second(self: Any, row: Any, info: Any) -> Any:
+        if row.id == second:
+            raise RuntimeError("a bug while preparing")
+        return real(self, row, info)
+
+    monkeypatch.setattr(worker_module.Worker, "_prepare", broken_for_second)
+    with pytest.raises(RuntimeError, match="a bug while preparing"):
+        deliver(ctx, rounds=1)
+    assert message(ctx, first).status == "sent" and len(server.messages) == 1
+    assert message(ctx, second).status == "sending"  # leased: claimed again once the lease runs out

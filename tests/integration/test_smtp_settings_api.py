@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from letterhead.context import Context
+from letterhead.delivery import worker as worker_module
 from letterhead.devinbox import DevInbox
 from letterhead.models import Message, SmtpConfig, utcnow
 from letterhead.tenants import create_api_key, create_tenant
@@ -279,6 +280,20 @@ def test_daily_quota_defers_instead_of_sending(
     deferred = app_client.get("/v1/tenants/acme/messages", params={"status": "deferred"}, headers=auth(acme_key))
     [held] = deferred.json()["messages"]
     assert held["next_attempt_at"] > (utcnow() + timedelta(hours=23)).isoformat()
+
+
+def test_daily_quota_holds_across_the_parts_of_a_batch(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is prepared and sent in parts; the route's remaining quota counts them all, not each part."""
+    monkeypatch.setattr(worker_module, "_PREPARE_PART", 2)
+    _activate(app_client, acme_key, fields(starttls_server, daily_limit=3))
+    ids = _send(app_client, acme_key, 7)
+    assert deliver(ctx, rounds=1) == 7  # one batch of 7, in 4 parts
+    statuses = sorted(app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()["status"]
+                      for i in ids)
+    assert statuses == ["deferred"] * 4 + ["sent"] * 3
+    assert len(starttls_server.messages) == 1 + 3  # the test email + 3
 
 
 def test_provider_quota_reply_defers_the_rest(

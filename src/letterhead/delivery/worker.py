@@ -1,8 +1,9 @@
 """The delivery worker.
 
 Design: a loop leases a batch of due messages (queue.claim), resolves each tenant's route (effective sender and
-transport) once per batch, composes every message to bytes, sends each route's envelopes through the pooled SMTP
-client concurrently, then writes all outcomes and attempt rows back in one transaction (queue.record). Several
+transport) once per batch, composes the messages to bytes part by part (each part's sending starts as soon as it
+is ready), sends each route's envelopes through the pooled SMTP client concurrently, then writes all outcomes and
+attempt rows back in one transaction (queue.record). Several
 such loops ("pipelines") run at once so that database work of one overlaps network work of another.
 
 Database calls are synchronous SQLAlchemy run in threads; SMTP is asyncio. On SIGTERM the loops stop claiming,
@@ -50,6 +51,9 @@ _RENDER_TRIES = 3
 
 
 _SENT = AttemptOutcome.SENT.value
+
+#: Messages prepared per step of a batch before their sending starts (see ``Worker._prepare_and_start``).
+_PREPARE_PART = 100
 
 
 @dataclass
@@ -111,23 +115,56 @@ class Worker:
         stages["claim"] += t1 - t0
         if not rows:
             return 0
-        # Rendering and composing are CPU work: done in the same thread as the batch's database reads, so the
-        # event loop keeps other pipelines' SMTP conversations moving meanwhile (measured: the loop otherwise
-        # stalls ~0.4 ms per message, and the sink's replies wait for it).
-        prepared = await asyncio.to_thread(self._prepare_batch, rows)
-        t2 = clock()
-        results = await self._send(prepared)
-        t3 = clock()
-        await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
-        stages["prepare"] += t2 - t1
+        sends: list[asyncio.Task[list[queue.Result]]] = []
+        try:
+            prepared_s = await self._prepare_and_start(rows, sends)
+        finally:
+            # Whatever was handed to sending is awaited and recorded, even if preparing a later part failed (the
+            # rest keeps its lease and is claimed again when it runs out, as a failed batch always was).
+            t2 = clock()
+            parts = await asyncio.gather(*sends, return_exceptions=True)
+            results = [r for part in parts if not isinstance(part, BaseException) for r in part]
+            t3 = clock()
+            await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
+            stages["record"] += clock() - t3
+        for part in parts:
+            if isinstance(part, BaseException):
+                raise part
+        # prepare: the rendering thread's time; send: what sending still took after the last part was prepared.
+        stages["prepare"] += prepared_s
         stages["send"] += t3 - t2
-        stages["record"] += clock() - t3
         self.handled += len(rows)
         return len(rows)
 
-    def _prepare_batch(self, rows: list[Any]) -> list[Prepared]:
-        info = self._batch_info(rows)
-        return [self._prepare(row, info) for row in rows]
+    async def _prepare_and_start(self, rows: list[Any], sends: list[asyncio.Task[list[queue.Result]]]) -> float:
+        """Prepare ``rows`` (render, compose, sign) part by part, each part's sending started as soon as it is
+        ready, so that the first messages of a batch go out while the rest are still being prepared. Returns the
+        seconds spent preparing.
+
+        Rendering and composing are CPU work: done in a thread, so the event loop keeps other pipelines' (and
+        earlier parts') SMTP conversations moving meanwhile (measured: the loop otherwise stalls ~0.4 ms per
+        message, and the sink's replies wait for it). Parts of ``_PREPARE_PART`` messages: a whole batch of 500
+        before the first send held a burst's first message back ~1 s with DKIM on (~0.5 ms of RSA per message).
+        """
+        clock = time.perf_counter
+        info: BatchInfo | None = None
+        used: dict[str, int] = defaultdict(int)  # a route's messages handed to sending: its quota spans the parts
+        spent = 0.0
+        for start in range(0, len(rows), _PREPARE_PART):
+            part = rows[start : start + _PREPARE_PART]
+            t = clock()
+            info, prepared = await asyncio.to_thread(self._prepare_part, rows, part, info)
+            spent += clock() - t
+            sends.append(asyncio.create_task(self._send(prepared, used)))
+        return spent
+
+    def _prepare_part(
+        self, batch: list[Any], part: list[Any], info: BatchInfo | None
+    ) -> tuple[BatchInfo, list[Prepared]]:
+        """The whole batch's routes and templates are read with its first part (in the same thread)."""
+        if info is None:
+            info = self._batch_info(batch)
+        return info, [self._prepare(row, info) for row in part]
 
     def _batch_info(self, rows: list[Any]) -> BatchInfo:
         """Everything a batch needs from the database besides the messages: one query per kind, not per row."""
@@ -192,21 +229,25 @@ class Worker:
                     raise
         raise AssertionError("unreachable")
 
-    async def _send(self, prepared: Sequence[Prepared]) -> list[queue.Result]:
+    async def _send(self, prepared: Sequence[Prepared], used: dict[str, int] | None = None) -> list[queue.Result]:
+        """Send ``prepared``; ``used`` counts each route's messages already handed to sending in this batch (its
+        other parts), so that a route's remaining quota (``Route.capacity``) holds across them."""
         groups: dict[str, list[Prepared]] = defaultdict(list)
         results: list[queue.Result] = []
+        used = defaultdict(int) if used is None else used
         for p in prepared:
-            group = groups[p.route.key]
+            key = p.route.key
             cap = p.route.capacity
             if p.error is not None and _DEADLINE in p.error.detail:
                 results.append(self._slow(p))
             elif p.error is not None:
                 results.append(self._unrenderable(p))
-            elif p.envelope is None or (cap is not None and len(group) >= cap):
+            elif p.envelope is None or (cap is not None and used[key] >= cap):
                 # Over the quota: never sent to be blocked; it waits for the window to reopen.
                 results.append(self._held(p))
             else:
-                group.append(p)
+                groups[key].append(p)
+                used[key] += 1
 
         async def send_group(items: list[Prepared]) -> list[queue.Result]:
             endpoint = items[0].route.endpoint
