@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -36,15 +37,21 @@ def test_notification_template_is_a_valid_order_created_request() -> None:
     assert f"local per_request = {BATCH}" in script and MARK in script
 
 
-def test_bench_api_cli_json() -> None:
-    _need_wrk()
+def bench_api(*args: str) -> dict[str, Any]:
+    """``letterhead bench --api`` for 1 s per endpoint, its JSON."""
     out = subprocess.run(
         [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--api", "--duration", "1",
-         "--warmup", "0.3", "--connections", "4", "--batch-connections", "2", "--json"],
+         "--warmup", "0.3", *args, "--json"],
         capture_output=True, text=True, timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_bench_api_cli_json() -> None:
+    _need_wrk()
+    r = bench_api("--connections", "4", "--batch-connections", "2")
     assert r.keys() >= {"mode", "delivery", "single", "batch", "versions", "cores", "ok", "api_workers"}
     assert r["mode"] == "api" and r["ok"] and r["server_exit_code"] == 0
     assert r["versions"]["wrk"].startswith("wrk")
@@ -67,13 +74,7 @@ def test_bench_api_cli_json() -> None:
 def test_bench_api_batch_loads_every_server_process() -> None:
     """Without --batch-connections, 4 connections per API process; the CPU of each process is reported."""
     _need_wrk()
-    out = subprocess.run(
-        [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--api", "--api-mode", "batch",
-         "--api-workers", "2", "--duration", "1", "--warmup", "0.3", "--json"],
-        capture_output=True, text=True, timeout=180,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    batch = json.loads(out.stdout)["batch"]
+    batch = bench_api("--api-mode", "batch", "--api-workers", "2")["batch"]
     assert batch["connections"] == 8 and batch["stored_ok"] and batch["errors"] == 0
     by_process = batch["server_cpu_seconds_by_process"]
     assert len(by_process) == 2 and by_process == sorted(by_process, reverse=True)

@@ -517,7 +517,9 @@ def test_route_never_signs_for_the_default_or_an_unverified_domain(
     assert key is not None and key.private_key.startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
-def test_sign_handles_bare_lf_folded_headers_and_empty_bodies(dns_server: LocalDnsServer) -> None:
+def published_key(dns_server: LocalDnsServer, selector: str) -> tuple[DkimKey, Any]:
+    """A fresh RSA key for d.example, its public half published at ``selector`` on the local DNS server, and the
+    lookup function dkimpy verifies with."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -525,9 +527,13 @@ def test_sign_handles_bare_lf_folded_headers_and_empty_bodies(dns_server: LocalD
     spki = private.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    dns_server.set("s1._domainkey.d.example", [("TXT", "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode())])
-    key = DkimKey("d.example", "s1", pem)
-    lookup = dnsfunc_from(dns_server)
+    record = "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode()
+    dns_server.set(f"{selector}._domainkey.d.example", [("TXT", record)])
+    return DkimKey("d.example", selector, pem), dnsfunc_from(dns_server)
+
+
+def test_sign_handles_bare_lf_folded_headers_and_empty_bodies(dns_server: LocalDnsServer) -> None:
+    key, lookup = published_key(dns_server, "s1")
     for message in (
         b"From: a@d.example\r\nTo: b@c.example\r\nSubject: x\r\n\r\n",
         b"From: a@d.example\r\nTo: b@c.example\r\nSubject: x\r\n",
@@ -540,16 +546,7 @@ def test_sign_handles_bare_lf_folded_headers_and_empty_bodies(dns_server: LocalD
 
 def test_composed_messages_sign_without_body_canonicalisation(dns_server: LocalDnsServer) -> None:
     """``sign(composed=True)`` hashes compose()'s body as it is: it must already be relaxed-canonical."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    spki = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    dns_server.set("s2._domainkey.d.example", [("TXT", "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode())])
-    key = DkimKey("d.example", "s2", pem)
-    lookup = dnsfunc_from(dns_server)
+    key, lookup = published_key(dns_server, "s2")
     rng = random.Random(11)
     alphabet = " \t\r\n.aあ=?-_:"
     for i in range(60):
