@@ -21,7 +21,6 @@ from sqlalchemy import select
 from letterhead.context import Context
 from letterhead.devinbox import DevInbox
 from letterhead.models import DomainStatus, SendingDomain, Tenant
-from letterhead.notifications.compose import compose
 from letterhead.senders import branded, domains
 from letterhead.senders.domains import DkimKey, RecordStatus, sign
 from letterhead.senders.resolve import resolve_route_in
@@ -29,6 +28,7 @@ from letterhead.tenants import create_api_key, create_tenant
 from tests.conftest import auth, deliver
 from tests.integration.test_branded_sender import newest_to, send_mail, verify_address
 from tests.support.dnsserver import LocalDnsServer
+from tests.unit.test_compose import random_message
 
 MX = ("MX", "10 mx.mail.example.")
 ZONE: dict[str, Any] = {
@@ -548,16 +548,8 @@ def test_composed_messages_sign_without_body_canonicalisation(dns_server: LocalD
     """``sign(composed=True)`` hashes compose()'s body as it is: it must already be relaxed-canonical."""
     key, lookup = published_key(dns_server, "s2")
     rng = random.Random(11)
-    alphabet = " \t\r\n.aあ=?-_:"
     for i in range(60):
-        def pick(n: int) -> str:
-            return "".join(rng.choice(alphabet) for _ in range(rng.randrange(n)))
-
-        message = compose(
-            from_addr="shop@d.example", from_name=pick(40) or None, to=["b@c.example"], subject=pick(120),
-            html=pick(300) or None, text=pick(300) or None, message_id=f"<{i}@d.example>",
-            date=datetime(2026, 11, 28, tzinfo=UTC), reply_to="r@d.example" if i % 2 else None,
-        )
+        message = random_message(rng, " \t\r\n.aあ=?-_:", "d.example", reply_to="r@d.example" if i % 2 else None)
         body = message.partition(b"\r\n\r\n")[2]
         assert domains._canon_body(body) == body, message
         header = sign(message, key, composed=True)
