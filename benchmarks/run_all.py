@@ -84,8 +84,8 @@ def main() -> None:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         rows.append((name, what, target, argv, results))
     print("| figure | msgs/s | delivery msgs/s | p50 ms | p99 ms | peak RSS MB | CPU µs/msg (workers + accept"
-          " + db + sink) | correct | target | command |")
-    print("|---|---:|---:|---:|---:|---:|---|---|---|---|")
+          " + db + sink) | correct | target | machine speed | command |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
     for _name, what, target, argv, results in rows:
         ok = all(r.get("ok") for r in results)
         if "--api" in argv:
@@ -98,7 +98,8 @@ def main() -> None:
                 f"{fmt(median([b['latency_ms'] for b in batch], 'p99'))} ms) | – | – | – | – "
                 f"| server: single {fmt(median(single, 'server_cpu_us_per_notification'))}, batch "
                 f"{fmt(median(batch, 'server_cpu_us_per_notification'))} per notification "
-                f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | `letterhead bench {shlex.join(argv)} --json` |"
+                f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | {speed(results)} "
+                f"| `letterhead bench {shlex.join(argv)} --json` |"
             )
             continue
         cpu = [r["cpu_us_per_msg"] for r in results if isinstance(r.get("cpu_us_per_msg"), dict)]
@@ -108,8 +109,18 @@ def main() -> None:
             f"| {what} | {fmt(median(results, 'msgs_per_sec'))} | {fmt(median(results, 'delivery_msgs_per_sec'))} "
             f"| {fmt(median(results, 'p50_ms'))} | {fmt(median(results, 'p99_ms'))} "
             f"| {fmt(median(results, 'peak_rss_mb'), 1)} | {', '.join(parts) or '–'} "
-            f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | `letterhead bench {shlex.join(argv)} --json` |"
+            f"| {'yes' if ok else 'NO'} ({len(results)} runs) | {target} | {speed(results)} "
+            f"| `letterhead bench {shlex.join(argv)} --json` |"
         )
+
+
+def speed(results: list[dict[str, Any]]) -> str:
+    """The machine's speed around the runs (``machine_speed`` in each JSON, before and after): median Python ms
+    and RSA µs. Lower is faster; compare figures across rounds only with this beside them."""
+    samples = [m[k] for r in results if (m := r.get("machine_speed")) for k in ("before", "after")]
+    if not samples:
+        return "–"
+    return f"Python {fmt(median(samples, 'python_ms'), 1)} ms, RSA {fmt(median(samples, 'rsa2048_sign_us'))} µs"
 
 
 def fmt(v: float | None, digits: int = 0) -> str:

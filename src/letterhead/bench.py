@@ -109,6 +109,51 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_speed() -> dict[str, float]:
+    """How fast this machine is *this minute*: fixed work timed in this process's CPU time (min of 3).
+
+    The figures of a run only compare with another run's once this does: on a shared VM the same code's CPU per
+    message moves by ±30% from minute to minute (docs/performance.md), and none of it shows as steal time.
+    ``python_ms``: a fixed mix of dict, str and JSON work; ``rsa2048_sign_us``: one DKIM-size RSA signature.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def python_work() -> None:
+        d: dict[str, Any] = {}
+        for i in range(20_000):
+            d[f"k{i}"] = json.dumps({"n": i, "s": "注文" * (i % 5), "l": [i, i + 1]})
+        "".join(d.values()).encode()
+
+    key = _calibration_key()
+    data = b"x" * 400
+
+    def rsa_work() -> None:
+        for _ in range(20):
+            key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def best(fn: Any) -> float:
+        runs = []
+        for _ in range(3):
+            t = time.process_time()
+            fn()
+            runs.append(time.process_time() - t)
+        return min(runs)
+
+    return {"python_ms": round(best(python_work) * 1000, 1), "rsa2048_sign_us": round(best(rsa_work) / 20 * 1e6, 1)}
+
+
+_KEY: list[Any] = []
+
+
+def _calibration_key() -> Any:
+    if not _KEY:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        _KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return _KEY[0]
+
+
 def _own_peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
@@ -701,6 +746,7 @@ def run_bench(
         mode = "offered-rate"
     else:
         mode = "end-to-end"
+    speed_before = machine_speed()
     workdir = Path(tempfile.mkdtemp(prefix="lh-bench-"))
     try:
         with start_sink(sink_port, workdir, sink) as snk, database_url(None if transport_only else postgres,
@@ -735,6 +781,7 @@ def run_bench(
             "dkim": DKIM_NOTE if dkim and transport_only else ("on: RSA-2048, relaxed/relaxed" if dkim else "off"),
             "versions": versions(),
             "cores": os.cpu_count(),
+            "machine_speed": {"before": speed_before, "after": machine_speed()},
         }
         result.setdefault("peak_rss_mb", result["bench_peak_rss_mb"])
         expected = result["messages"] + result.get("warmup_messages", 0)

@@ -35,7 +35,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from letterhead.bench import Progress, _bench_settings, _cpu_seconds, _free_port, _say, _wait_port, order_data
+from letterhead.bench import (
+    Progress,
+    _bench_settings,
+    _cpu_seconds,
+    _free_port,
+    _say,
+    _wait_port,
+    machine_speed,
+    order_data,
+)
 from letterhead.bench import versions as base_versions
 
 WRK = "wrk"
@@ -335,6 +344,7 @@ def run_bench_api(
     # leaves a process with one connection (idle between requests) or none (measured with 2 processes and
     # 4 connections: 22,000-48,000 notifications/s from run to run, the low ones with one process idle).
     batch_c = batch_connections or connections or 4 * max(1, api_workers)
+    speed_before = machine_speed()
     workdir = Path(tempfile.mkdtemp(prefix="lh-bench-api-"))
     try:
         with _sink(delivery, workdir) as port_of_sink:
@@ -383,6 +393,7 @@ def run_bench_api(
         "tool": "wrk (keep-alive connections, Lua script: distinct recipient per notification)",
         "versions": _versions(wrk),
         "cores": os.cpu_count(),
+        "machine_speed": {"before": speed_before, "after": machine_speed()},
         "ok": all(r["ok"] for r in results.values()),
     }
 

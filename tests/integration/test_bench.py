@@ -33,6 +33,10 @@ def test_end_to_end_notifications_builtin_sink() -> None:
     assert r["worker_exit_codes"] == [0]
     assert r["p50_ms"] is not None and r["p99_ms"] >= r["p50_ms"]
     assert {"python", "sqlalchemy", "platform"} <= r["versions"].keys()
+    # The machine's speed around the run, so that runs minutes apart can be compared.
+    for when in ("before", "after"):
+        speed = r["machine_speed"][when]
+        assert speed["python_ms"] > 0 and 10 < speed["rsa2048_sign_us"] < 100_000
 
 
 def test_transport_only_builtin_sink_counts_warmup_too() -> None:

@@ -55,6 +55,7 @@ def test_bench_api_cli_json() -> None:
     assert r.keys() >= {"mode", "delivery", "single", "batch", "versions", "cores", "ok", "api_workers"}
     assert r["mode"] == "api" and r["ok"] and r["server_exit_code"] == 0
     assert r["versions"]["wrk"].startswith("wrk")
+    assert r["machine_speed"]["after"]["python_ms"] > 0
     for name, per in (("single", 1), ("batch", BATCH)):
         p = r[name]
         assert p.keys() >= {"req_per_sec", "notifications_per_sec", "latency_ms", "errors", "non_2xx", "connections",
