@@ -296,6 +296,22 @@ def test_daily_quota_holds_across_the_parts_of_a_batch(
     assert len(starttls_server.messages) == 1 + 3  # the test email + 3
 
 
+def test_a_refused_login_is_tried_once_per_batch_not_once_per_part(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Providers lock accounts after repeated failed logins: the later parts of a batch reuse the first failure."""
+    monkeypatch.setattr(worker_module, "_PREPARE_PART", 2)
+    _activate(app_client, acme_key, fields(starttls_server))
+    starttls_server.script.auth = {"shop@example.jp": "changed"}
+    ids = _send(app_client, acme_key, 7)
+    logins = len(starttls_server.auth_attempts)
+    assert deliver(ctx, rounds=1) == 7  # one batch of 7, in 4 parts
+    assert len(starttls_server.auth_attempts) == logins + 1
+    for i in ids:
+        m = app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()
+        assert m["status"] == "deferred" and m["category"] == "auth_failed", m
+
+
 def test_provider_quota_reply_defers_the_rest(
     ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
 ) -> None:
