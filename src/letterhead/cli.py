@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from letterhead import shutdown
 from letterhead.errors import LetterheadError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="API and UI only; run workers separately")] = False,
 ) -> None:
     """API + web UI + delivery worker (+ the development inbox when no platform SMTP is set), one process."""
+    shutdown.catch_early()
     from letterhead.server import run as run_loop
     from letterhead.server import serve as run
 
@@ -77,6 +79,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """A delivery worker (run as many as you like against PostgreSQL)."""
+    shutdown.catch_early()
     from letterhead.server import run, run_worker
 
     _logging()

@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from letterhead import migrate
+from letterhead import migrate, shutdown
 from letterhead.api.app import create_app
 from letterhead.collector import tune_collector
 from letterhead.context import Context
@@ -36,6 +36,8 @@ class _Server(uvicorn.Server):
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if shutdown.requested():  # asked while starting (see shutdown.py): stop as soon as we are up
+        stop.set()
 
 
 #: Set in the environment of the extra API processes ``serve`` starts (LETTERHEAD_API_WORKERS > 1).
@@ -148,15 +150,14 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def run_worker(ctx: Context) -> None:
+    stop = asyncio.Event()
+    _install_signals(asyncio.get_running_loop(), stop)
     if ctx.db.is_sqlite:
         # Embedded use: nobody else migrates. On PostgreSQL, `letterhead db upgrade` is a deployment step, so
         # that many workers starting at once do not race on the schema.
         migrate.upgrade(ctx.db.engine)
     worker = Worker(ctx)
     tune_collector(freeze=True)  # ~30 µs per message of collector time saved (collector.py)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    _install_signals(loop, stop)
     task = asyncio.create_task(worker.run())
     await stop.wait()
     worker.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from letterhead.delivery.queue import NewMessage, enqueue_many
 from letterhead.models import Attempt, Message, MessageKind, MessageStatus
 from letterhead.tenants import create_tenant
 from tests.conftest import make_settings
-from tests.support.processes import sink_process, start_worker, worker_env
+from tests.support.processes import sink_process, start_worker, wait_for_output, worker_env
 
 
 def _fill(ctx: Context, n: int) -> None:
@@ -54,6 +56,8 @@ def test_two_workers_on_postgres_deliver_2000_exactly_once(tmp_path: Path, pg_ur
         workers = [start_worker(env), start_worker(env)]
         try:
             _wait_all_sent(ctx, 2000)
+            for w in workers:  # one may finish the queue before the other is up: stop both once they are
+                wait_for_output(w, "started with")
         finally:
             for w in workers:
                 w.send_signal(signal.SIGTERM)
@@ -116,4 +120,27 @@ def test_kill_9_loses_nothing_stale_leases_are_reclaimed(tmp_path: Path) -> None
     assert stats["messages"] - 3000 <= 2 * ctx.settings.worker_batch_size
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).where(Message.status == MessageStatus.SENT.value)) == 3000
+    ctx.close()
+
+
+def test_sigterm_while_starting_stops_cleanly_before_any_work(tmp_path: Path) -> None:
+    """A supervisor may stop a worker a moment after starting it: exit 0, nothing claimed, not killed mid-way."""
+    ctx = Context.create(make_settings(tmp_path))
+    migrate.upgrade(ctx.db.engine)
+    _fill(ctx, 10)
+    # The signal lands after `catch_early` and before the event loop's handlers exist (imports, migrations).
+    script = (
+        "import os, signal, sys\n"
+        "from letterhead import shutdown\n"
+        "shutdown.catch_early()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "from letterhead.cli import main\n"
+        "sys.argv = ['letterhead', 'worker']\n"
+        "main()\n"
+    )
+    env = worker_env(ctx.settings, LETTERHEAD_PLATFORM_SMTP_URL="smtp://127.0.0.1:9")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"stopped after" in proc.stderr and b"handled=0" in proc.stderr
+    assert _status_counts(ctx) == {"queued": 10}
     ctx.close()

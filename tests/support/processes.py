@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -69,3 +70,18 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def wait_for_output(proc: subprocess.Popen[bytes], needle: str, timeout: float = 60.0) -> str:
+    """Read ``proc``'s stderr until ``needle`` appears (e.g. the worker's "started" log line); what was read."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise AssertionError(f"no {needle!r} from the process (exit {proc.poll()}): {seen.decode(errors='replace')}")
+        if select.select([fd], [], [], left)[0]:
+            seen += os.read(fd, 65536)
+    return seen.decode(errors="replace")
