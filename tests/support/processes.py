@@ -80,8 +80,8 @@ def wait_for_output(proc: subprocess.Popen[bytes], needle: str, timeout: float =
     deadline = time.monotonic() + timeout
     while needle.encode() not in seen:
         left = deadline - time.monotonic()
-        if left <= 0 or proc.poll() is not None:
+        chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], left)[0] else b""
+        if not chunk:  # timed out, or the process closed stderr (exited) without saying it
             raise AssertionError(f"no {needle!r} from the process (exit {proc.poll()}): {seen.decode(errors='replace')}")
-        if select.select([fd], [], [], left)[0]:
-            seen += os.read(fd, 65536)
+        seen += chunk
     return seen.decode(errors="replace")

@@ -74,7 +74,7 @@ class BatchInfo:
 
 @dataclass
 class BatchSending:
-    """What the parts of one batch share while they are sent one after the other."""
+    """What the parts of one batch share while they are sent (each part as soon as it is prepared)."""
 
     #: Messages of each route handed to sending so far: a route's remaining quota (``Route.capacity``) holds
     #: across the parts.
