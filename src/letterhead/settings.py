@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     lease_seconds: int = 300
+    #: SQLite only: bytes of the database file read through a memory map (PRAGMA mmap_size; 0: off). With
+    #: several processes on one file every write by one empties the others' page caches, and each page read
+    #: back is a pread() and a copy; mapped pages are shared and cost neither (measured: ~10% less worker CPU
+    #: per message with 2 workers, RSS with 1,000,000 queued unchanged). Only pages read count towards RSS.
+    sqlite_mmap_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     #: Messages a worker leases at once. 500 measured ~10% faster than 200 end to end (fewer claims, commits
     #: and per-batch route reads per message); larger batches only hold more mail behind a slow route.
     worker_batch_size: int = 500

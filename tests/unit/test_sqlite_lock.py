@@ -51,3 +51,28 @@ def test_gives_up_with_database_is_locked(tmp_path: Path, monkeypatch: pytest.Mo
     assert not waiter.in_transaction
     assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     holder.execute("COMMIT")
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 256 * 1024 * 1024), (0, 0), (4096 * 1024, 4096 * 1024)])
+def test_connections_read_through_a_memory_map_of_the_configured_size(
+    tmp_path: Path, setting: int | None, expected: int
+) -> None:
+    from letterhead.settings import Settings
+
+    extra = {} if setting is None else {"sqlite_mmap_bytes": setting}
+    database = db.Database(Settings(env="test", data_dir=tmp_path, **extra))
+    try:
+        with database.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == expected
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        database.engine.dispose()
+
+
+def test_a_negative_memory_map_size_is_refused_with_the_setting_named() -> None:
+    from pydantic import ValidationError
+
+    from letterhead.settings import Settings
+
+    with pytest.raises(ValidationError, match="sqlite_mmap_bytes"):
+        Settings(env="test", sqlite_mmap_bytes=-1)
