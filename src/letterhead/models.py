@@ -426,3 +426,21 @@ class SendingDomain(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]
+
+
+class RouteLease(Base):
+    """A tenant's SMTP server in use by one worker process (``delivery.route_leases``).
+
+    Providers cap concurrent connections per account (Microsoft 365: 3, Gmail: a few), not per process: with
+    several workers, each within the cap, the account as a whole would be over it and the provider refuses the
+    extra connections. Only the process holding a route's lease opens connections to it.
+    """
+
+    __tablename__ = "route_leases"
+
+    #: ``Route.key`` ("smtp:<configuration id>").
+    route_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: The worker (``Worker.owner``) whose connections may be open.
+    owner: Mapped[str] = mapped_column(String(64))
+    #: Past this, a holder that died (kill -9) no longer blocks the route.
+    leased_until: Mapped[datetime]

@@ -3,6 +3,7 @@ failing configurations, quotas. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -16,9 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from letterhead.context import Context
+from letterhead.delivery import route_leases
 from letterhead.delivery import worker as worker_module
+from letterhead.delivery.worker import Worker
 from letterhead.devinbox import DevInbox
-from letterhead.models import Message, SmtpConfig, utcnow
+from letterhead.models import Attempt, Message, RouteLease, SmtpConfig, utcnow
 from letterhead.tenants import create_api_key, create_tenant
 from tests.conftest import auth, deliver
 from tests.support.smtpd import GMAIL_BAD_CREDENTIALS, SmtpServer
@@ -310,6 +313,64 @@ def test_a_refused_login_is_tried_once_per_batch_not_once_per_part(
     for i in ids:
         m = app_client.get(f"/v1/tenants/acme/messages/{i}", headers=auth(acme_key)).json()
         assert m["status"] == "deferred" and m["category"] == "auth_failed", m
+
+
+def test_two_workers_together_stay_within_the_providers_connection_cap(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Providers cap connections per account (Microsoft 365: 3), not per worker process: two workers sending the
+    same tenant's mail side by side never have more than the configuration's cap open at once between them, and
+    every message arrives once, with one attempt (waiting for the other worker is not an attempt)."""
+    monkeypatch.setattr(worker_module, "_BUSY_RETRY_SECONDS", 0.0)  # claimed again at once: the test stays short
+    _activate(app_client, acme_key, fields(starttls_server))
+    with ctx.db.session() as s:
+        s.scalars(select(SmtpConfig)).one().max_connections = 2
+    starttls_server.script.data_delay = 0.05  # each message keeps its connection busy: the workers overlap
+    ids = _send(app_client, acme_key, 24)
+    starttls_server.max_open = starttls_server.open_now
+
+    def unsent() -> int:
+        with ctx.db.session() as s:
+            return len([m for m in s.scalars(select(Message).where(Message.id.in_(ids))) if m.status != "sent"])
+
+    async def go() -> None:
+        a, b = Worker(ctx, batch_size=6), Worker(ctx, batch_size=6)
+        try:
+            for _ in range(60):
+                await asyncio.gather(a.run_once(), b.run_once())
+                if not await asyncio.to_thread(unsent):
+                    break
+        finally:
+            await asyncio.gather(a.client.aclose(), b.client.aclose())
+
+    asyncio.run(go())
+    assert unsent() == 0
+    assert 1 <= starttls_server.max_open <= 2
+    assert len(starttls_server.messages) == 1 + 24  # the test email + 24, none twice
+    with ctx.db.session() as s:
+        counts = [s.query(Attempt).filter(Attempt.message_id == i).count() for i in ids]
+        assert counts == [1] * 24
+        assert s.scalars(select(RouteLease)).all() == []  # each stretch gave its lease back
+
+
+def test_a_route_lease_is_one_workers_until_given_back_or_expired(ctx: Context) -> None:
+    t0 = utcnow()
+    assert route_leases.take(ctx.db, "smtp:cfg_1", "worker-a", 300, now=t0)
+    assert not route_leases.take(ctx.db, "smtp:cfg_1", "worker-b", 300, now=t0)
+    assert route_leases.take(ctx.db, "smtp:cfg_2", "worker-b", 300, now=t0)  # another route: independent
+    assert route_leases.take(ctx.db, "smtp:cfg_1", "worker-a", 300, now=t0 + timedelta(seconds=100))  # renewed
+    route_leases.give(ctx.db, "smtp:cfg_1", "worker-b")  # not b's to give: nothing changes
+    assert not route_leases.take(ctx.db, "smtp:cfg_1", "worker-b", 300, now=t0 + timedelta(seconds=350))
+    # A killed worker never gives its lease back: once it runs out, another worker takes the route.
+    assert route_leases.take(ctx.db, "smtp:cfg_1", "worker-b", 300, now=t0 + timedelta(seconds=401))
+    assert route_leases.renew(ctx.db, "smtp:cfg_1", "worker-b", 300, now=t0 + timedelta(seconds=401))
+    route_leases.give(ctx.db, "smtp:cfg_1", "worker-b")
+    # A renewal that arrives after the lease was given back does not bring it back.
+    assert not route_leases.renew(ctx.db, "smtp:cfg_1", "worker-b", 300, now=t0 + timedelta(seconds=401))
+    assert route_leases.take(ctx.db, "smtp:cfg_1", "worker-a", 300, now=t0 + timedelta(seconds=402))
+    route_leases.give_all(ctx.db, "worker-a")
+    with ctx.db.session() as s:
+        assert [(r.route_key, r.owner) for r in s.scalars(select(RouteLease))] == [("smtp:cfg_2", "worker-b")]
 
 
 def test_provider_quota_reply_defers_the_rest(

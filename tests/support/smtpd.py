@@ -79,6 +79,7 @@ class _Script:
     drop_at: str | None = None  # same stage names (plus "rset"): the server closes the connection there
     auth: dict[str, str] | None = None  # accepted user -> password
     auth_reply: str = "535 5.7.8 Authentication credentials invalid"
+    data_delay: float = 0.0  # seconds before the end-of-data reply (keeps connections busy, to overlap them)
 
 
 class _Handler:
@@ -128,6 +129,8 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
         self._drop("data")
+        if self.script.data_delay:
+            await asyncio.sleep(self.script.data_delay)
         reply = self.script.replies.get("data")
         if reply:
             return reply
@@ -151,6 +154,20 @@ class _RecordingSMTP(SMTP):
     """aiosmtpd's SMTP plus: scripted greeting, per-read chunk capture."""
 
     owner: SmtpServer
+
+    def connection_made(self, transport: Any) -> None:
+        # Called again with the TLS transport after STARTTLS: one connection is counted once.
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            self.owner.open_now += 1
+            self.owner.max_open = max(self.owner.max_open, self.owner.open_now)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.owner.open_now -= 1
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self.owner.chunks.append(bytes(data))
@@ -200,6 +217,9 @@ class SmtpServer:
         self.messages: list[Received] = []
         self.chunks: list[bytes] = []
         self.connections = 0
+        #: Connections open right now, and the most ever open at once (providers cap this per account).
+        self.open_now = 0
+        self.max_open = 0
         self.rsets = 0
         self.auth_attempts: list[tuple[str, str]] = []
         self._controller: _Controller | None = None
@@ -288,6 +308,7 @@ def start_smtpd(
     server._controller = controller
     server.port = controller.port
     server.connections = 0  # forget the controller's own start-up probe connection
+    server.max_open = 0
     server.chunks.clear()
     return server
 

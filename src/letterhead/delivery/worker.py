@@ -3,8 +3,9 @@
 Design: a loop leases a batch of due messages (queue.claim), resolves each tenant's route (effective sender and
 transport) once per batch, composes the messages to bytes part by part (each part's sending starts as soon as it
 is ready), sends each route's envelopes through the pooled SMTP client concurrently, then writes all outcomes and
-attempt rows back in one transaction (queue.record). Several
-such loops ("pipelines") run at once so that database work of one overlaps network work of another.
+attempt rows back in one transaction (queue.record). A tenant's own SMTP server is used by one worker process
+at a time (route_leases: providers cap connections per account). Several such loops ("pipelines") run at once
+so that database work of one overlaps network work of another.
 
 Database calls are synchronous SQLAlchemy run in threads; SMTP is asyncio. On SIGTERM the loops stop claiming,
 finish the batch in hand (so nothing is left "sending" until its lease runs out) and close their connections.
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 from collections import defaultdict
@@ -27,16 +29,17 @@ from typing import Any
 from sqlalchemy import select
 
 from letterhead.context import Context
-from letterhead.delivery import queue
+from letterhead.delivery import queue, route_leases
 from letterhead.delivery.content import Content, render_content
 from letterhead.delivery.retry import RetryPolicy, decide_transient
+from letterhead.delivery.route_leases import RouteLeases
 from letterhead.errors import TemplateError
 from letterhead.models import AttemptOutcome, MessageStatus, Tenant, utcnow
 from letterhead.notifications.compose import compose
 from letterhead.notifications.templates import MAX_RENDER_SECONDS
 from letterhead.senders.domains import sign as sign_dkim
 from letterhead.senders.resolve import Route, default_route, resolve_route_in
-from letterhead.smtp.client import Envelope, Outcome, SendResult, SmtpClient
+from letterhead.smtp.client import Endpoint, Envelope, Outcome, SendResult, SmtpClient
 from letterhead.smtp.diagnose import Category, diagnose
 
 log = logging.getLogger("letterhead.worker")
@@ -54,6 +57,13 @@ _SENT = AttemptOutcome.SENT.value
 
 #: Messages prepared per step of a batch before their sending starts (see ``Worker._prepare_and_start``).
 _PREPARE_PART = 100
+#: A message whose SMTP server another worker is using waits about this long (jittered up to twice) before it is
+#: claimed again. Short: that worker is usually done within a batch.
+_BUSY_RETRY_SECONDS = 2.0
+_BUSY_NOTE = (
+    "Waiting: another worker process is sending through this SMTP server, and the provider allows only a few "
+    "connections at once; it goes out when that worker is done (usually within seconds)."
+)
 
 
 @dataclass
@@ -101,6 +111,7 @@ class Worker:
         self.ctx = ctx
         self.client = client or SmtpClient()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.route_leases = RouteLeases(ctx.db, self.owner, s.lease_seconds)
         self.batch_size = batch_size or s.worker_batch_size
         self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 3)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
@@ -271,6 +282,14 @@ class Worker:
             route = items[0].route
             endpoint = route.endpoint
             assert endpoint is not None
+            if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
+                return await send_through(items, route, endpoint)
+            async with self.route_leases.hold(route.key, lambda: self.client.close_endpoint(endpoint)) as held:
+                if not held:
+                    return [self._busy(p) for p in items]
+                return await send_through(items, route, endpoint)
+
+        async def send_through(items: list[Prepared], route: Route, endpoint: Endpoint) -> list[queue.Result]:
             first = settled.get(route.key)
             if first is not None:
                 await first.wait()  # the route's first group of this batch: did its setup fail?
@@ -345,6 +364,16 @@ class Worker:
             return queue.Result(p.row.id, MessageStatus.FAILED, None,
                                 summary=summary | {"category": "template_error", "last_text": p.error.detail})
         until = now + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
+        return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
+
+    def _busy(self, p: Prepared) -> queue.Result:
+        """Another worker process is sending through this tenant's SMTP server (``route_leases``): not attempted;
+        claimed again in a few seconds (by whichever worker is free then)."""
+        now = utcnow()
+        summary = self._summary(p) | {"note": _BUSY_NOTE}
+        if now >= p.row.expires_at:
+            return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
+        until = now + timedelta(seconds=_BUSY_RETRY_SECONDS * (1 + random.random()))
         return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
 
     def _held(self, p: Prepared) -> queue.Result:
@@ -446,6 +475,7 @@ class Worker:
             await asyncio.gather(*(self._pipeline() for _ in range(self.pipelines)))
         finally:
             await self.client.aclose()
+            await asyncio.to_thread(route_leases.give_all, self.ctx.db, self.owner)
             stages = " ".join(f"{k}={v:.3f}" for k, v in sorted(self.stage_seconds.items()))
             log.info("worker %s stopped after %.1fs; handled=%d %s", self.owner, time.monotonic() - started,
                      self.handled, stages)
