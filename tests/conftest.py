@@ -109,6 +109,7 @@ def deliver(ctx: Context, *, rounds: int = 10, **worker_kwargs: Any) -> int:
                     break
         finally:
             await worker.client.aclose()
+            await worker.route_leases.aclose()  # as Worker.run does when it stops
         return total
 
     return asyncio.run(go())

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from letterhead.context import Context
 from letterhead.delivery import route_leases
@@ -342,6 +343,7 @@ def test_two_workers_together_stay_within_the_providers_connection_cap(
                     break
         finally:
             await asyncio.gather(a.client.aclose(), b.client.aclose())
+            await asyncio.gather(a.route_leases.aclose(), b.route_leases.aclose())
 
     asyncio.run(go())
     assert unsent() == 0
@@ -350,7 +352,61 @@ def test_two_workers_together_stay_within_the_providers_connection_cap(
     with ctx.db.session() as s:
         counts = [s.query(Attempt).filter(Attempt.message_id == i).count() for i in ids]
         assert counts == [1] * 24
-        assert s.scalars(select(RouteLease)).all() == []  # each stretch gave its lease back
+        assert s.scalars(select(RouteLease)).all() == []  # a stopped worker holds nothing
+
+
+def test_one_worker_keeps_its_connection_from_batch_to_batch(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    """The lease (and the warm connection) outlives a batch by a grace period: a tenant sending steadily is not
+    logged in again for every batch (providers throttle logins)."""
+    _activate(app_client, acme_key, fields(starttls_server))
+    logins: list[int] = []
+
+    async def go() -> None:
+        worker = Worker(ctx)
+        try:
+            for _ in range(3):
+                await asyncio.to_thread(_send, app_client, acme_key, 2)
+                assert await worker.run_once() == 2
+                logins.append(len(starttls_server.auth_attempts))
+        finally:
+            await worker.client.aclose()
+            await worker.route_leases.aclose()
+
+    asyncio.run(go())
+    assert len(starttls_server.messages) == 1 + 6
+    assert logins[0] == logins[1] == logins[2]  # the first batch's connections serve the next two
+
+
+def test_a_database_error_on_the_lease_makes_messages_wait_not_fail(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _activate(app_client, acme_key, fields(starttls_server))
+    [mid] = _send(app_client, acme_key)
+    real_take = route_leases.take
+
+    def locked(*args: Any, **kwargs: Any) -> bool:
+        raise OperationalError("INSERT INTO route_leases", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(route_leases, "take", locked)
+    deliver(ctx, rounds=1)
+    m = app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()
+    assert m["status"] == "deferred" and m["attempts"] == [] and "Waiting for a free connection" in m["note"], m
+    monkeypatch.setattr(route_leases, "take", real_take)
+    with ctx.db.session() as s:
+        s.get(Message, mid).next_attempt_at = utcnow()  # type: ignore[union-attr]
+    deliver(ctx)
+    assert app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()["status"] == "sent"
+    assert len(starttls_server.messages) == 1 + 1
+
+
+def test_the_lease_is_per_account_not_per_configuration() -> None:
+    a = route_leases.lease_key("SMTP.office365.com", 587, "shop@example.jp")
+    assert a == route_leases.lease_key("smtp.office365.com", 587, "shop@example.jp")
+    assert a != route_leases.lease_key("smtp.office365.com", 587, "other@example.jp")
+    assert a != route_leases.lease_key("smtp.office365.com", 25, "shop@example.jp")
+    assert "shop" not in a and len(a) <= 100
 
 
 def test_a_route_lease_is_one_workers_until_given_back_or_expired(ctx: Context) -> None:

@@ -15,6 +15,7 @@ the route of a worker that was killed (kill -9) without anyone's help, like the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -69,27 +70,44 @@ def give_all(db: Database, owner: str) -> None:
         s.execute(delete(RouteLease).where(RouteLease.owner == owner))
 
 
-class RouteLeases:
-    """A worker's leases: shared by its pipelines, taken once per stretch of use, not once per group."""
+def lease_key(host: str, port: int, username: str | None) -> str:
+    """The account a provider counts connections for: host, port and login (two configurations of one mailbox,
+    e.g. an agency's tenants, or a tenant's old and new settings, share its cap). Hashed: no address stored."""
+    digest = hashlib.sha256(f"{host.lower()}\0{port}\0{username or ''}".encode()).hexdigest()
+    return "smtp:" + digest[:40]
 
-    def __init__(self, db: Database, owner: str, seconds: float) -> None:
+
+class RouteLeases:
+    """A worker's leases: shared by its pipelines, taken once per stretch of use, not once per group.
+
+    A stretch ends ``grace`` seconds after its last group: a route in steady use keeps its lease and its warm
+    connections from batch to batch (no new TLS and login each time), and another worker waits at most that
+    long plus its retry delay once this one is done.
+    """
+
+    def __init__(self, db: Database, owner: str, seconds: float, grace: float = 5.0) -> None:
         self.db = db
         self.owner = owner
         #: As long as a message lease: how long a killed worker can keep a route from the others, at most.
         self.seconds = seconds
+        self.grace = grace
         self._users: dict[str, int] = {}
         self._taking: dict[str, asyncio.Future[bool]] = {}
         self._renewing: dict[str, asyncio.Task[None]] = {}
         self._releasing: dict[str, asyncio.Task[None]] = {}
+        self._closing: set[str] = set()
 
     @asynccontextmanager
     async def hold(self, key: str, close: Callable[[], Awaitable[None]]) -> AsyncIterator[bool]:
-        """Yields whether this process may send through route ``key`` now. After the last user of a stretch,
-        ``close()`` (the route's connections) runs before the lease is given back, so that no connection of
-        ours is open once another worker may open its own."""
-        releasing = self._releasing.get(key)
-        if releasing is not None:
-            await asyncio.shield(releasing)
+        """Yields whether this process may send through ``key`` now. At the end of a stretch ``close()`` (the
+        route's connections) runs before the lease is given back, so that none of ours is open once another
+        worker may open its own. A database error reads as "not now": the messages wait, nothing is lost."""
+        while (pending := self._releasing.get(key)) is not None:
+            if key in self._closing:
+                await asyncio.shield(pending)  # too late to keep it: wait, then take it anew
+            else:
+                pending.cancel()  # still in its grace period: the lease and the connections are still ours
+                del self._releasing[key]
         self._users[key] = self._users.get(key, 0) + 1
         taking = self._taking.get(key)
         if taking is None:
@@ -98,36 +116,80 @@ class RouteLeases:
             )
         held = False
         try:
-            held = await asyncio.shield(taking)
+            try:
+                held = await asyncio.shield(taking)
+            except Exception:
+                log.warning("could not take the lease on %s; its messages wait", key, exc_info=True)
             if held and key not in self._renewing:
-                self._renewing[key] = asyncio.ensure_future(self._renew(key))
+                self._renewing[key] = asyncio.ensure_future(self._renew(key, close))
             yield held
         finally:
             self._users[key] -= 1
             if self._users[key] == 0:
                 del self._users[key]
-                self._taking.pop(key, None)
-                renewing = self._renewing.pop(key, None)
-                if renewing is not None:
-                    renewing.cancel()
-                if held:
-                    task = self._releasing[key] = asyncio.ensure_future(self._release(key, close))
-                    await asyncio.shield(task)
+                if _owned(self._taking.get(key)):
+                    self._releasing[key] = asyncio.ensure_future(self._release(key, close))
+                else:
+                    self._taking.pop(key, None)  # not ours (or lost): the next group asks again
 
-    async def _renew(self, key: str) -> None:
+    async def _renew(self, key: str, close: Callable[[], Awaitable[None]]) -> None:
         """A stretch can outlast the lease (a busy route, a slow server): extend it every third of its time."""
         while True:
             await asyncio.sleep(self.seconds / 3)
             try:
-                await asyncio.to_thread(renew, self.db, key, self.owner, self.seconds)
+                renewed = await asyncio.to_thread(renew, self.db, key, self.owner, self.seconds)
             except Exception:  # the database is away: the next round tries again (the lease has time left)
                 log.warning("could not extend the lease on %s", key, exc_info=True)
+                continue
+            if not renewed:
+                # It ran out (a long database outage) and another worker may have it: stop opening connections.
+                log.warning("lost the lease on %s; closing its connections", key)
+                lost: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                lost.set_result(False)
+                self._taking[key] = lost
+                self._renewing.pop(key, None)
+                await close()
+                return
 
     async def _release(self, key: str, close: Callable[[], Awaitable[None]]) -> None:
+        me = asyncio.current_task()
         try:
-            await close()
+            await asyncio.sleep(self.grace)
+            self._closing.add(key)
+            await self._end(key, close)
+        finally:
+            self._closing.discard(key)
+            if self._releasing.get(key) is me:
+                del self._releasing[key]
+
+    async def _end(self, key: str, close: Callable[[], Awaitable[None]] | None) -> None:
+        renewing = self._renewing.pop(key, None)
+        if renewing is not None:
+            renewing.cancel()
+        self._taking.pop(key, None)
+        try:
+            if close is not None:
+                await close()
         finally:
             try:
                 await asyncio.to_thread(give, self.db, key, self.owner)
-            finally:
-                self._releasing.pop(key, None)
+            except Exception:  # it runs out by itself (``seconds``)
+                log.warning("could not give back the lease on %s", key, exc_info=True)
+
+    async def aclose(self) -> None:
+        """Stop: give back every lease now (the caller has closed its connections), grace periods cut short."""
+        for task in [*self._releasing.values(), *self._renewing.values()]:
+            task.cancel()
+        self._releasing.clear()
+        self._renewing.clear()
+        # A take still running in its thread could land after give_all and block the route for ``seconds``.
+        await asyncio.gather(*self._taking.values(), return_exceptions=True)
+        self._taking.clear()
+        await asyncio.to_thread(give_all, self.db, self.owner)
+
+
+def _owned(taking: asyncio.Future[bool] | None) -> bool:
+    return (
+        taking is not None and taking.done() and not taking.cancelled() and taking.exception() is None
+        and taking.result()
+    )

@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import select
 
 from letterhead.context import Context
-from letterhead.delivery import queue, route_leases
+from letterhead.delivery import queue
 from letterhead.delivery.content import Content, render_content
 from letterhead.delivery.retry import RetryPolicy, decide_transient
-from letterhead.delivery.route_leases import RouteLeases
+from letterhead.delivery.route_leases import RouteLeases, lease_key
 from letterhead.errors import TemplateError
 from letterhead.models import AttemptOutcome, MessageStatus, Tenant, utcnow
 from letterhead.notifications.compose import compose
@@ -61,8 +61,8 @@ _PREPARE_PART = 100
 #: claimed again. Short: that worker is usually done within a batch.
 _BUSY_RETRY_SECONDS = 2.0
 _BUSY_NOTE = (
-    "Waiting: another worker process is sending through this SMTP server, and the provider allows only a few "
-    "connections at once; it goes out when that worker is done (usually within seconds)."
+    "Waiting for a free connection: Letterhead is already sending other mail through this SMTP account, and the "
+    "provider allows only a few connections at once. It goes out as soon as that is done; nothing to do."
 )
 
 
@@ -284,8 +284,10 @@ class Worker:
             assert endpoint is not None
             if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
                 return await send_through(items, route, endpoint)
-            async with self.route_leases.hold(route.key, lambda: self.client.close_endpoint(endpoint)) as held:
+            key = lease_key(endpoint.host, endpoint.port, endpoint.username)
+            async with self.route_leases.hold(key, lambda: self.client.close_endpoint(endpoint)) as held:
                 if not held:
+                    used[route.key] -= len(items)  # not sent: the route's quota for the batch is still there
                     return [self._busy(p) for p in items]
                 return await send_through(items, route, endpoint)
 
@@ -475,7 +477,7 @@ class Worker:
             await asyncio.gather(*(self._pipeline() for _ in range(self.pipelines)))
         finally:
             await self.client.aclose()
-            await asyncio.to_thread(route_leases.give_all, self.ctx.db, self.owner)
+            await self.route_leases.aclose()
             stages = " ".join(f"{k}={v:.3f}" for k, v in sorted(self.stage_seconds.items()))
             log.info("worker %s stopped after %.1fs; handled=%d %s", self.owner, time.monotonic() - started,
                      self.handled, stages)
