@@ -323,6 +323,7 @@ def test_two_workers_together_stay_within_the_providers_connection_cap(
     same tenant's mail side by side never have more than the configuration's cap open at once between them, and
     every message arrives once, with one attempt (waiting for the other worker is not an attempt)."""
     monkeypatch.setattr(worker_module, "_BUSY_RETRY_SECONDS", 0.0)  # claimed again at once: the test stays short
+    monkeypatch.setattr(worker_module, "_BUSY_RETRY_MAX_SECONDS", 0.0)
     _activate(app_client, acme_key, fields(starttls_server))
     with ctx.db.session() as s:
         s.scalars(select(SmtpConfig)).one().max_connections = 2
@@ -399,6 +400,23 @@ def test_a_database_error_on_the_lease_makes_messages_wait_not_fail(
     deliver(ctx)
     assert app_client.get(f"/v1/tenants/acme/messages/{mid}", headers=auth(acme_key)).json()["status"] == "sent"
     assert len(starttls_server.messages) == 1 + 1
+
+
+def test_the_wait_for_an_account_in_use_grows_while_it_stays_in_use(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while holding a lease keeps it until it runs out: the others must not re-claim (and
+    re-render) that account's messages every few seconds all that time."""
+    clock = [1000.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    worker = Worker(ctx)
+    waits = []
+    for t in (0, 10, 40, 120, 600):
+        clock[0] = 1000.0 + t
+        waits.append(worker._busy_wait("smtp:k"))
+    lows = [2, 5, 20, 30, 30]  # half the time found busy, at least 2 s, at most 30 s; jitter up to twice that
+    assert all(low <= w <= 2 * low for w, low in zip(waits, lows, strict=True)), waits
+    assert 2 <= worker._busy_wait("smtp:other") <= 4  # another account starts short
 
 
 def test_the_lease_is_per_account_not_per_configuration() -> None:

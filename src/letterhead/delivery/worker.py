@@ -57,9 +57,11 @@ _SENT = AttemptOutcome.SENT.value
 
 #: Messages prepared per step of a batch before their sending starts (see ``Worker._prepare_and_start``).
 _PREPARE_PART = 100
-#: A message whose SMTP server another worker is using waits about this long (jittered up to twice) before it is
-#: claimed again. Short: that worker is usually done within a batch.
+#: A message whose SMTP account another worker is using waits about this long (jittered up to twice) before it is
+#: claimed again: short, since that worker is usually done within a batch; longer while it stays busy (a worker
+#: killed while holding it keeps the lease until it runs out), see ``Worker._busy_wait``.
 _BUSY_RETRY_SECONDS = 2.0
+_BUSY_RETRY_MAX_SECONDS = 30.0
 _BUSY_NOTE = (
     "Waiting for a free connection: Letterhead is already sending other mail through this SMTP account, and the "
     "provider allows only a few connections at once. It goes out as soon as that is done; nothing to do."
@@ -112,6 +114,8 @@ class Worker:
         self.client = client or SmtpClient()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.route_leases = RouteLeases(ctx.db, self.owner, s.lease_seconds)
+        #: When this worker first found an account (lease key) in use by another, for ``_busy_wait``.
+        self._busy_since: dict[str, float] = {}
         self.batch_size = batch_size or s.worker_batch_size
         self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 3)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
@@ -288,7 +292,9 @@ class Worker:
             async with self.route_leases.hold(key, lambda: self.client.close_endpoint(endpoint)) as held:
                 if not held:
                     used[route.key] -= len(items)  # not sent: the route's quota for the batch is still there
-                    return [self._busy(p) for p in items]
+                    wait = self._busy_wait(key)
+                    return [self._busy(p, wait) for p in items]
+                self._busy_since.pop(key, None)
                 return await send_through(items, route, endpoint)
 
         async def send_through(items: list[Prepared], route: Route, endpoint: Endpoint) -> list[queue.Result]:
@@ -368,14 +374,24 @@ class Worker:
         until = now + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
         return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
 
-    def _busy(self, p: Prepared) -> queue.Result:
-        """Another worker process is sending through this tenant's SMTP server (``route_leases``): not attempted;
-        claimed again in a few seconds (by whichever worker is free then)."""
+    def _busy_wait(self, key: str) -> float:
+        """Seconds a message for an account in use elsewhere waits: ``_BUSY_RETRY_SECONDS`` at first, then half
+        as long as this worker has found the account in use, up to ``_BUSY_RETRY_MAX_SECONDS``. A worker killed
+        while holding a lease keeps it for ``lease_seconds``: without the growth, its account's messages would
+        be claimed and prepared again every few seconds all that time."""
+        now = time.monotonic()
+        since = self._busy_since.setdefault(key, now)
+        wait = min(_BUSY_RETRY_MAX_SECONDS, max(_BUSY_RETRY_SECONDS, (now - since) / 2))
+        return wait * (1 + random.random())
+
+    def _busy(self, p: Prepared, wait: float) -> queue.Result:
+        """Another worker process is sending through this SMTP account (``route_leases``): not attempted; claimed
+        again after ``wait`` seconds (by whichever worker is free then)."""
         now = utcnow()
         summary = self._summary(p) | {"note": _BUSY_NOTE}
         if now >= p.row.expires_at:
             return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
-        until = now + timedelta(seconds=_BUSY_RETRY_SECONDS * (1 + random.random()))
+        until = now + timedelta(seconds=wait)
         return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
 
     def _held(self, p: Prepared) -> queue.Result:
