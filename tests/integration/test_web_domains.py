@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from letterhead.context import Context
+from letterhead.delivery import worker as worker_module
 from letterhead.devinbox import DevInbox
 from letterhead.models import Tenant
 from letterhead.senders import domains
@@ -250,6 +251,7 @@ def test_effective_sender_note_in_japanese_until_the_domain_is_authenticated(
         ("Deferred: the provider's sending limit is reached; it resumes when the window reopens.",
          "プロバイダーの送信上限に達したため"),
         ("The development inbox is not running: start `letterhead serve`.", "開発用の受信箱が起動していません"),
+        (worker_module._BUSY_NOTE, "接続の空きを待っています"),
         ("Sent as “Shop via Letterhead” <n@letterhead.localhost> with Reply-To a@b.example: b.example has DMARC "
          "unavailable and is not authenticated with Letterhead, so mail from a@b.example through the platform "
          "would fail DMARC. Authenticate the domain or use SMTP to send as the address itself.",

@@ -773,6 +773,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Deferred: the provider's sending limit is reached; sending resumes by itself when the window reopens.",
         "プロバイダーの送信上限に達したため、送信を延期しています。上限の期間がリセットされると自動的に再開します。",
     ),
+    "reason.smtp_busy": (
+        "Waiting for a free connection: Letterhead is already sending other mail through this SMTP account, and the "
+        "provider allows only a few connections at once. It goes out as soon as that is done; nothing to do.",
+        "接続の空きを待っています。この SMTP アカウントでは別のメールを送信中で、プロバイダーが同時に許可する接続数に"
+        "限りがあるためです。送信が終わりしだい自動的に送信されます。操作は不要です。",
+    ),
     "reason.devinbox": (
         "The development inbox is not running: start `letterhead serve`.",
         "開発用の受信箱が起動していません。`letterhead serve` を起動してください。",
@@ -839,6 +845,7 @@ _REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"SMTP settings are failing \((?P<category>[^)]*)\)"), "reason.smtp_failing"),
     (re.compile(r"sending limit is reached"), "reason.smtp_limit"),
     (re.compile(r"^The development inbox is not running"), "reason.devinbox"),
+    (re.compile(r"^Waiting for a free connection"), "reason.smtp_busy"),
 )
 
 
