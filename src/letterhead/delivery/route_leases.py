@@ -93,22 +93,34 @@ class RouteLeases:
         self.grace = grace
         self._users: dict[str, int] = {}
         self._taking: dict[str, asyncio.Future[bool]] = {}
+        #: What closes our connections for a key: one per connection pool used under it (the pools are finer
+        #: than the account: a changed password or TLS setting is another pool of the same account).
+        self._closers: dict[str, dict[object, Callable[[], Awaitable[None]]]] = {}
         self._renewing: dict[str, asyncio.Task[None]] = {}
         self._releasing: dict[str, asyncio.Task[None]] = {}
         self._closing: set[str] = set()
+        self._lost: set[str] = set()
+
+    def is_held(self, key: str) -> bool:
+        """Still ours (a lease found lost while groups were waiting to send is not)."""
+        return key not in self._lost and _owned(self._taking.get(key))
 
     @asynccontextmanager
-    async def hold(self, key: str, close: Callable[[], Awaitable[None]]) -> AsyncIterator[bool]:
-        """Yields whether this process may send through ``key`` now. At the end of a stretch ``close()`` (the
-        route's connections) runs before the lease is given back, so that none of ours is open once another
-        worker may open its own. A database error reads as "not now": the messages wait, nothing is lost."""
+    async def hold(
+        self, key: str, close: Callable[[], Awaitable[None]], pool: object = None
+    ) -> AsyncIterator[bool]:
+        """Yields whether this process may send through ``key`` now. At the end of a stretch every ``close()``
+        given for the key (one per connection ``pool``) runs before the lease is given back, so that none of our
+        connections is open once another worker may open its own. A database error reads as "not now": the
+        messages wait, nothing is lost."""
         while (pending := self._releasing.get(key)) is not None:
-            if key in self._closing:
+            if key in self._closing or key in self._lost:
                 await asyncio.shield(pending)  # too late to keep it: wait, then take it anew
             else:
                 pending.cancel()  # still in its grace period: the lease and the connections are still ours
                 del self._releasing[key]
         self._users[key] = self._users.get(key, 0) + 1
+        self._closers.setdefault(key, {})[pool] = close
         taking = self._taking.get(key)
         if taking is None:
             taking = self._taking[key] = asyncio.ensure_future(
@@ -120,19 +132,44 @@ class RouteLeases:
                 held = await asyncio.shield(taking)
             except Exception:
                 log.warning("could not take the lease on %s; its messages wait", key, exc_info=True)
+            held = held and key not in self._lost
             if held and key not in self._renewing:
-                self._renewing[key] = asyncio.ensure_future(self._renew(key, close))
+                self._renewing[key] = asyncio.ensure_future(self._renew(key))
             yield held
         finally:
             self._users[key] -= 1
             if self._users[key] == 0:
                 del self._users[key]
-                if _owned(self._taking.get(key)):
-                    self._releasing[key] = asyncio.ensure_future(self._release(key, close))
-                else:
-                    self._taking.pop(key, None)  # not ours (or lost): the next group asks again
+                self._stretch_ended(key)
 
-    async def _renew(self, key: str, close: Callable[[], Awaitable[None]]) -> None:
+    def _stretch_ended(self, key: str) -> None:
+        taking = self._taking.get(key)
+        if key in self._lost:
+            # Lost while groups were sending: they may have opened connections since; close them all now.
+            self._releasing[key] = asyncio.ensure_future(self._release(key, 0.0))
+        elif taking is not None and not taking.done():
+            # Every group waiting for the take was cancelled: settle it once it lands, so that a lease taken by
+            # then is given back (not left to block the account until it runs out) and its error is read.
+            taking.add_done_callback(lambda _f: self._after_abandoned_take(key))
+        elif _owned(taking):
+            self._releasing[key] = asyncio.ensure_future(self._release(key, self.grace))
+        else:
+            self._taking.pop(key, None)  # not ours: the next group asks again
+            self._closers.pop(key, None)
+
+    def _after_abandoned_take(self, key: str) -> None:
+        taking = self._taking.get(key)
+        if taking is None or key in self._users or not taking.done():
+            return  # a new group took over the stretch (its end settles it)
+        if not taking.cancelled():
+            taking.exception()  # read: no "exception was never retrieved"
+        if _owned(taking) and key not in self._releasing:
+            self._releasing[key] = asyncio.ensure_future(self._release(key, 0.0))
+        elif not _owned(taking):
+            self._taking.pop(key, None)
+            self._closers.pop(key, None)
+
+    async def _renew(self, key: str) -> None:
         """A stretch can outlast the lease (a busy route, a slow server): extend it every third of its time."""
         while True:
             await asyncio.sleep(self.seconds / 3)
@@ -142,35 +179,43 @@ class RouteLeases:
                 log.warning("could not extend the lease on %s", key, exc_info=True)
                 continue
             if not renewed:
-                # It ran out (a long database outage) and another worker may have it: stop opening connections.
+                # It ran out (a long database outage) and another worker may have it: stop opening connections
+                # (``is_held``), close what is open; the end of the stretch closes again what opened meanwhile.
                 log.warning("lost the lease on %s; closing its connections", key)
-                lost: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-                lost.set_result(False)
-                self._taking[key] = lost
+                self._lost.add(key)
                 self._renewing.pop(key, None)
-                await close()
+                await self._close_all(key)
                 return
 
-    async def _release(self, key: str, close: Callable[[], Awaitable[None]]) -> None:
+    async def _close_all(self, key: str) -> None:
+        closers = list(self._closers.get(key, {}).values())
+        await asyncio.gather(*(close() for close in closers), return_exceptions=True)
+
+    async def _release(self, key: str, grace: float) -> None:
         me = asyncio.current_task()
+        closing = False
         try:
-            await asyncio.sleep(self.grace)
+            if grace:
+                await asyncio.sleep(grace)
             self._closing.add(key)
-            await self._end(key, close)
+            closing = True
+            await self._end(key)
         finally:
-            self._closing.discard(key)
+            if closing:
+                self._closing.discard(key)
             if self._releasing.get(key) is me:
                 del self._releasing[key]
 
-    async def _end(self, key: str, close: Callable[[], Awaitable[None]] | None) -> None:
+    async def _end(self, key: str) -> None:
         renewing = self._renewing.pop(key, None)
         if renewing is not None:
             renewing.cancel()
         self._taking.pop(key, None)
         try:
-            if close is not None:
-                await close()
+            await self._close_all(key)
         finally:
+            self._closers.pop(key, None)
+            self._lost.discard(key)
             try:
                 await asyncio.to_thread(give, self.db, key, self.owner)
             except Exception:  # it runs out by itself (``seconds``)
@@ -178,13 +223,17 @@ class RouteLeases:
 
     async def aclose(self) -> None:
         """Stop: give back every lease now (the caller has closed its connections), grace periods cut short."""
-        for task in [*self._releasing.values(), *self._renewing.values()]:
+        tasks = [*self._releasing.values(), *self._renewing.values()]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._releasing.clear()
         self._renewing.clear()
         # A take still running in its thread could land after give_all and block the route for ``seconds``.
         await asyncio.gather(*self._taking.values(), return_exceptions=True)
         self._taking.clear()
+        self._closers.clear()
+        self._lost.clear()
         await asyncio.to_thread(give_all, self.db, self.owner)
 
 

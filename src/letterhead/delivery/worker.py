@@ -114,8 +114,8 @@ class Worker:
         self.client = client or SmtpClient()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.route_leases = RouteLeases(ctx.db, self.owner, s.lease_seconds)
-        #: When this worker first found an account (lease key) in use by another, for ``_busy_wait``.
-        self._busy_since: dict[str, float] = {}
+        #: When this worker first and last found an account (lease key) in use by another, for ``_busy_wait``.
+        self._busy_since: dict[str, tuple[float, float]] = {}
         self.batch_size = batch_size or s.worker_batch_size
         self.pipelines = pipelines or s.worker_concurrency or (2 if ctx.db.is_sqlite else 3)
         self.policy = RetryPolicy(s.retry_base_seconds, s.retry_max_seconds)
@@ -289,15 +289,21 @@ class Worker:
             if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
                 return await send_through(items, route, endpoint)
             key = lease_key(endpoint.host, endpoint.port, endpoint.username)
-            async with self.route_leases.hold(key, lambda: self.client.close_endpoint(endpoint)) as held:
+            close = lambda: self.client.close_endpoint(endpoint)  # noqa: E731
+            async with self.route_leases.hold(key, close, endpoint.pool_key()) as held:
                 if not held:
-                    used[route.key] -= len(items)  # not sent: the route's quota for the batch is still there
-                    wait = self._busy_wait(key)
-                    return [self._busy(p, wait) for p in items]
+                    return busy(items, key)
                 self._busy_since.pop(key, None)
-                return await send_through(items, route, endpoint)
+                return await send_through(items, route, endpoint, key)
 
-        async def send_through(items: list[Prepared], route: Route, endpoint: Endpoint) -> list[queue.Result]:
+        def busy(items: list[Prepared], key: str) -> list[queue.Result]:
+            used[items[0].route.key] -= len(items)  # not sent: the route's quota for the batch is still there
+            wait = self._busy_wait(key)
+            return [self._busy(p, wait) for p in items]
+
+        async def send_through(
+            items: list[Prepared], route: Route, endpoint: Endpoint, lease: str | None = None
+        ) -> list[queue.Result]:
             first = settled.get(route.key)
             if first is not None:
                 await first.wait()  # the route's first group of this batch: did its setup fail?
@@ -307,6 +313,8 @@ class Worker:
             try:
                 if route.key in failed:
                     sent = [replace(failed[route.key], rejected={}) for _ in items]
+                elif lease is not None and not self.route_leases.is_held(lease):
+                    return busy(items, lease)  # lost while this group waited for the route's first one
                 else:
                     sent = await self.client.send_batch(endpoint, [p.envelope for p in items if p.envelope])
                     if sent and all(r.stage not in _MESSAGE_STAGES and r.outcome is not Outcome.SENT for r in sent):
@@ -380,7 +388,10 @@ class Worker:
         while holding a lease keeps it for ``lease_seconds``: without the growth, its account's messages would
         be claimed and prepared again every few seconds all that time."""
         now = time.monotonic()
-        since = self._busy_since.setdefault(key, now)
+        since, last = self._busy_since.get(key, (now, now))
+        if now - last > 2 * _BUSY_RETRY_MAX_SECONDS:
+            since = now  # busy again after a long while: a new spell, short waits first
+        self._busy_since[key] = (since, now)
         wait = min(_BUSY_RETRY_MAX_SECONDS, max(_BUSY_RETRY_SECONDS, (now - since) / 2))
         return wait * (1 + random.random())
 
