@@ -43,6 +43,15 @@ class FakeTable:
             del self.rows[key]
 
 
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    """Wait for ``condition()`` (threads and timers run late on a loaded machine; no fixed sleeps)."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
 class Pool:
     """Stands in for one of the SMTP client's connection pools."""
 
@@ -68,8 +77,8 @@ def test_every_pool_used_under_a_lease_is_closed_before_it_is_given_back(monkeyp
 
         await asyncio.gather(group(old, 0.01), group(new, 0.03))
         assert table.rows == {"k": "w1"} and old.open == new.open == 1  # the grace period keeps them warm
-        await asyncio.sleep(0.2)
-        assert table.rows == {} and old.open == new.open == 0
+        await until(lambda: not table.rows)
+        assert old.open == new.open == 0
 
     asyncio.run(go())
 
@@ -83,13 +92,12 @@ def test_a_lease_found_lost_stops_sending_and_closes_what_opened_since(monkeypat
         async with leases.hold("k", pool.close, "p") as held:
             assert held and leases.is_held("k")
             table.rows["k"] = "w2"  # ours ran out (a long outage) and another worker took it
-            await asyncio.sleep(0.2)  # a renewal finds it gone
-            assert not leases.is_held("k")
-            assert pool.open == 0
+            await until(lambda: not leases.is_held("k"))  # a renewal (every 0.1 s) finds it gone
+            await until(lambda: pool.open == 0)  # and closes what was open
             pool.open += 1  # a group that was already past its check opened one more
             async with leases.hold("k", pool.close, "p") as again:
                 assert not again  # a new group of the same stretch does not send
-        await asyncio.sleep(0.05)
+        await until(lambda: "k" not in leases._releasing)
         assert pool.open == 0  # closed at the end of the stretch, without waiting for a grace period
         assert table.rows == {"k": "w2"}  # the other worker's lease is not touched
         async with leases.hold("k", pool.close, "p") as later:
@@ -116,11 +124,7 @@ def test_a_take_whose_groups_were_cancelled_is_given_back_when_it_lands(monkeypa
         await asyncio.gather(task, return_exceptions=True)
         assert table.gate is not None
         table.gate.set()  # the database answers: the lease is ours, but nobody is left to use it
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if not table.rows and "k" not in leases._releasing:
-                break
-        assert table.rows == {}
+        await until(lambda: not table.rows and "k" not in leases._releasing)
         await leases.aclose()
 
     asyncio.run(go())
