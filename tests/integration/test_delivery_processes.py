@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,20 @@ from sqlalchemy import func, select
 from letterhead import migrate
 from letterhead.context import Context
 from letterhead.delivery.queue import NewMessage, enqueue_many
-from letterhead.models import Attempt, Message, MessageKind, MessageStatus
+from letterhead.models import (
+    Attempt,
+    Message,
+    MessageKind,
+    MessageStatus,
+    RouteLease,
+    SenderMode,
+    SmtpConfig,
+    Tenant,
+)
 from letterhead.tenants import create_tenant
 from tests.conftest import make_settings
 from tests.support.processes import sink_process, start_worker, wait_for_output, worker_env
+from tests.support.smtpd import SmtpServer
 
 
 def _fill(ctx: Context, n: int) -> None:
@@ -143,4 +154,43 @@ def test_sigterm_while_starting_stops_cleanly_before_any_work(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"stopped after" in proc.stderr and b"handled=0" in proc.stderr
     assert _status_counts(ctx) == {"queued": 10}
+    ctx.close()
+
+
+def test_two_worker_processes_share_a_tenant_smtp_accounts_connection_cap(
+    tmp_path: Path, smtpd_factory: Callable[..., SmtpServer]
+) -> None:
+    """Real `letterhead worker` processes: the account's cap (2 here) holds between them, every message arrives
+    once, and stopped workers leave no lease behind (delivery/route_leases.py)."""
+    server = smtpd_factory()
+    server.script.data_delay = 0.01  # connections stay busy: the workers' batches overlap
+    ctx = Context.create(make_settings(tmp_path, allow_private_smtp_hosts=True))
+    migrate.upgrade(ctx.db.engine)
+    create_tenant(ctx, tenant_id="shop", name="Shop", plan="enterprise")
+    with ctx.db.session() as s:
+        s.add(SmtpConfig(tenant_id="shop", host="127.0.0.1", port=server.port, security="none",
+                         from_email="shop@example.jp", max_connections=2))
+        tenant = s.get(Tenant, "shop")
+        assert tenant is not None
+        tenant.mode = SenderMode.SMTP.value
+    enqueue_many(ctx, [NewMessage(tenant_id="shop", kind=MessageKind.EMAIL, to=[f"c{i}@example.com"],
+                                  subject=f"#{i}", text="hi") for i in range(60)])
+    env = worker_env(ctx.settings, LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS="1", LETTERHEAD_WORKER_BATCH_SIZE="5")
+    workers = [start_worker(env), start_worker(env)]
+    try:
+        _wait_all_sent(ctx, 60, timeout=180.0)  # messages found busy wait up to 30 s each time
+        for w in workers:
+            wait_for_output(w, "started with")
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        codes = [w.wait(timeout=30) for w in workers]
+    assert codes == [0, 0]
+    assert 1 <= server.max_open <= 2
+    assert sorted(m.data.split(b"Subject: #")[1].split(b"\r\n")[0] for m in server.messages) == sorted(
+        str(i).encode() for i in range(60)
+    )
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 60
+        assert s.scalars(select(RouteLease)).all() == []
     ctx.close()

@@ -414,9 +414,9 @@ def test_the_wait_for_an_account_in_use_grows_while_it_stays_in_use(
     for t in (0, 10, 40, 70, 100, 400):
         clock[0] = 1000.0 + t
         waits.append(worker._busy_wait("smtp:k"))
-    # Half the time found busy, at least 2 s, at most 30 s (jitter up to twice that); busy again after a long
+    # Half the time found busy, at least 2 s, at most 15 s (jitter up to twice that); busy again after a long
     # quiet while (300 s here) starts short again.
-    lows = [2, 5, 20, 30, 30, 2]
+    lows = [2, 5, 15, 15, 15, 2]
     assert all(low <= w <= 2 * low for w, low in zip(waits, lows, strict=True)), waits
     assert 2 <= worker._busy_wait("smtp:other") <= 4  # another account starts short
 

@@ -61,7 +61,7 @@ _PREPARE_PART = 100
 #: claimed again: short, since that worker is usually done within a batch; longer while it stays busy (a worker
 #: killed while holding it keeps the lease until it runs out), see ``Worker._busy_wait``.
 _BUSY_RETRY_SECONDS = 2.0
-_BUSY_RETRY_MAX_SECONDS = 30.0
+_BUSY_RETRY_MAX_SECONDS = 15.0
 _BUSY_NOTE = (
     "Waiting for a free connection: Letterhead is already sending other mail through this SMTP account, and the "
     "provider allows only a few connections at once. It goes out as soon as that is done; nothing to do."
