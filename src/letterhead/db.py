@@ -2,8 +2,9 @@
 
 SQLite gets the pragmas that make it a dependable embedded queue: WAL (readers never block the writer),
 foreign keys on, a wait for the writer lock (``_begin_immediate``) so that the API and the workers take turns
-instead of failing, and ``synchronous=NORMAL`` (durable at WAL checkpoints; the safe, usual choice with WAL), and reads through a
-memory map (``Settings.sqlite_mmap_bytes``: with workers in several processes, cheaper than re-reading pages).
+instead of failing, ``synchronous=NORMAL`` (durable at WAL checkpoints; the safe, usual choice with WAL), and
+reads through a memory map (``Settings.sqlite_mmap_bytes``: with workers in several processes, cheaper than
+re-reading pages).
 """
 
 from __future__ import annotations

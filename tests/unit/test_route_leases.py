@@ -52,6 +52,10 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+def worker_leases(seconds: float, grace: float) -> RouteLeases:
+    return RouteLeases(None, "w1", seconds=seconds, grace=grace)  # type: ignore[arg-type]  # the table is faked
+
+
 class Pool:
     """Stands in for one of the SMTP client's connection pools."""
 
@@ -67,7 +71,7 @@ def test_every_pool_used_under_a_lease_is_closed_before_it_is_given_back(monkeyp
     old, new = Pool(), Pool()  # one account, two pools (e.g. the settings before and after a password change)
 
     async def go() -> None:
-        leases = RouteLeases(None, "w1", seconds=30, grace=0.05)  # type: ignore[arg-type]
+        leases = worker_leases(30, 0.05)
 
         async def group(pool: Pool, pause: float) -> None:
             async with leases.hold("k", pool.close, id(pool)) as held:
@@ -88,7 +92,7 @@ def test_a_lease_found_lost_stops_sending_and_closes_what_opened_since(monkeypat
     pool = Pool()
 
     async def go() -> None:
-        leases = RouteLeases(None, "w1", seconds=0.3, grace=5)  # type: ignore[arg-type]
+        leases = worker_leases(0.3, 5)
         async with leases.hold("k", pool.close, "p") as held:
             assert held and leases.is_held("k")
             table.rows["k"] = "w2"  # ours ran out (a long outage) and another worker took it
@@ -112,7 +116,7 @@ def test_a_take_whose_groups_were_cancelled_is_given_back_when_it_lands(monkeypa
     pool = Pool()
 
     async def go() -> None:
-        leases = RouteLeases(None, "w1", seconds=30, grace=5)  # type: ignore[arg-type]
+        leases = worker_leases(30, 5)
 
         async def group() -> None:
             async with leases.hold("k", pool.close, "p"):
@@ -135,7 +139,7 @@ def test_aclose_gives_back_leases_kept_for_their_grace_period(monkeypatch: pytes
     pool = Pool()
 
     async def go() -> None:
-        leases = RouteLeases(None, "w1", seconds=30, grace=60)  # type: ignore[arg-type]
+        leases = worker_leases(30, 60)
         async with leases.hold("k", pool.close, "p") as held:
             assert held
         assert table.rows == {"k": "w1"}

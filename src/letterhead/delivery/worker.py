@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -289,7 +290,7 @@ class Worker:
             if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
                 return await send_through(items, route, endpoint)
             key = lease_key(endpoint.host, endpoint.port, endpoint.username)
-            close = lambda: self.client.close_endpoint(endpoint)  # noqa: E731
+            close = functools.partial(self.client.close_endpoint, endpoint)
             async with self.route_leases.hold(key, close, endpoint.pool_key()) as held:
                 if not held:
                     return busy(items, key)
@@ -398,18 +399,17 @@ class Worker:
     def _busy(self, p: Prepared, wait: float) -> queue.Result:
         """Another worker process is sending through this SMTP account (``route_leases``): not attempted; claimed
         again after ``wait`` seconds (by whichever worker is free then)."""
-        now = utcnow()
-        summary = self._summary(p) | {"note": _BUSY_NOTE}
-        if now >= p.row.expires_at:
-            return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
-        until = now + timedelta(seconds=wait)
-        return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
+        return self._not_attempted(p, _BUSY_NOTE, utcnow() + timedelta(seconds=wait))
 
     def _held(self, p: Prepared) -> queue.Result:
-        now = utcnow()
-        until = p.route.hold_until or now + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
-        summary = self._summary(p) | {"note": p.route.hold_reason}
-        if now >= p.row.expires_at:
+        until = p.route.hold_until or utcnow() + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
+        return self._not_attempted(p, p.route.hold_reason, until)
+
+    def _not_attempted(self, p: Prepared, note: str | None, until: datetime) -> queue.Result:
+        """Deferred to ``until`` without an attempt (``note`` says why); failed as expired once its lifetime is
+        over."""
+        summary = self._summary(p) | {"note": note}
+        if utcnow() >= p.row.expires_at:
             return queue.Result(p.row.id, MessageStatus.FAILED, None, summary=summary | {"category": "expired"})
         return queue.Result(p.row.id, MessageStatus.DEFERRED, None, next_attempt_at=until, summary=summary)
 
