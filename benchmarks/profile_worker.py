@@ -90,7 +90,7 @@ def stage_timings(db_url: str | None) -> None:
             render_content(r, info.routes[r.tenant_id][0], info.overrides, w.platform)
         render = time.perf_counter() - t
         t = time.perf_counter()
-        prepared = [w._prepare(r, info) for r in rows]
+        prepared = w._prepare_part(rows, rows, info)[1]
         prepare = time.perf_counter() - t
         ok = SendResult(Outcome.SENT, Reply.from_lines(250, ["2.0.0 Ok: queued"]), "done", None, None,
                         "C: MAIL FROM:<a@b>\nS: 250 2.0.0 Ok\nC: RCPT TO:<c@d>\nS: 250 2.0.0 Ok\nC: DATA\n"

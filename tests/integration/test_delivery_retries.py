@@ -229,10 +229,10 @@ def test_parts_already_sent_are_recorded_when_a_later_part_cannot_be_prepared(
     monkeypatch.setattr(worker_module, "_PREPARE_PART", 1)
     real = worker_module.Worker._prepare
 
-    def broken_for_second(self: Any, row: Any, info: Any) -> Any:
+    def broken_for_second(self: Any, row: Any, *args: Any) -> Any:
         if row.id == second:
             raise RuntimeError("a bug while preparing")
-        return real(self, row, info)
+        return real(self, row, *args)
 
     monkeypatch.setattr(worker_module.Worker, "_prepare", broken_for_second)
     with pytest.raises(RuntimeError, match="a bug while preparing"):
