@@ -121,11 +121,18 @@ def test_render_timeout_under_load_is_retried_then_deferred_never_failed(
     accept(ctx, tenant=tenant, items=notification_items(0, 1, 1))
     calls = []
 
-    def slow(*args: object, **kwargs: object) -> object:
+    def timed_out() -> TemplateError:
         calls.append(1)
-        raise TemplateError(f"html: {worker_module._DEADLINE}", field="html")
+        return TemplateError(f"html: {worker_module._DEADLINE}", field="html")
 
-    monkeypatch.setattr(worker_module, "render_content", slow)
+    def slow(*args: object, **kwargs: object) -> object:
+        raise timed_out()
+
+    def slow_part(items: list[object], *args: object) -> list[TemplateError]:
+        return [timed_out() for _ in items]
+
+    monkeypatch.setattr(worker_module, "render_contents", slow_part)  # a part rendered together: the first try
+    monkeypatch.setattr(worker_module, "render_content", slow)  # then alone
     assert asyncio.run(worker_module.Worker(ctx).run_once()) == 1
     assert len(calls) == worker_module._RENDER_TRIES
     with ctx.db.session() as s:

@@ -19,6 +19,7 @@ from letterhead.notifications.templates import (
     format_date,
     format_datetime,
     format_money,
+    render_many,
 )
 
 TENANT = {
@@ -204,6 +205,52 @@ def test_render_deadline_counts_cpu_time_not_waiting() -> None:
 
     rendered = _render("<p>{% for i in items %}{{ i }}{% endfor %}</p>", {"items": slow_items()})
     assert rendered.html == "<p>01</p>"
+
+
+def test_render_many_renders_what_render_renders() -> None:
+    # Every default template in both locales, a tenant text part, a text derived at render time (HTML that the
+    # compile-time derivation cannot follow) and a failing message among them, in one call.
+    jobs = [
+        (compile_source(default_source(name, locale)), _ctx(event.example, locale))
+        for name, event in EVENTS.items()
+        for locale in ("ja", "en")
+    ]
+    jobs.append((compile_source(TemplateSource("Hi {{ n }}", "<p>{{ n }}</p>", "Text {{ n }}")), _ctx({"n": 1})))
+    jobs.append((compile_source(TemplateSource("s", "<p>{% if n %}<b>{% endif %}x</b></p>")), _ctx({"n": 1})))
+    broken = compile_source(TemplateSource("s", "<p>\n{{ missing }}</p>"))
+    jobs.insert(3, (broken, _ctx({})))
+    results = render_many(jobs)
+    assert len(results) == len(jobs)
+    for (compiled, context), result in zip(jobs, results, strict=True):
+        if compiled is broken:
+            assert isinstance(result, TemplateError) and result.line == 2 and "missing" in result.detail
+        else:
+            assert result == compiled.render(context)
+    assert results[-2] == Rendered("Hi 1", "<p>1</p>", "Text 1")
+
+
+def test_render_many_limit_is_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message has 200 ms of CPU for its subject, HTML and text together, as with ``render``: time spent
+    on the other messages between its parts does not count (a fake clock the template advances)."""
+    from letterhead.notifications import templates
+
+    clock = [0.0]
+    monkeypatch.setattr(templates, "thread_time", lambda: clock[0])
+    monkeypatch.setattr(templates, "perf_counter", lambda: clock[0])
+
+    def spend(seconds: float) -> str:
+        clock[0] += seconds
+        return ""
+
+    compiled = compile_source(TemplateSource("{{ spend(cost) }}S", "<p>{{ spend(cost) }}H</p>", "T"))
+    slow, quick = _ctx({"cost": 0.12, "spend": spend}), _ctx({"cost": 0.09, "spend": spend})
+    with pytest.raises(TemplateError, match="longer than 200 ms"):
+        compiled.render(slow)  # 0.24 s over subject and HTML
+    assert compiled.render(quick).html == "<p>H</p>"  # 0.18 s
+    results = render_many([(compiled, quick), (compiled, slow), (compiled, quick)])
+    outcomes = [r.html if isinstance(r, Rendered) else r.errors[0]["field"] for r in results]
+    assert outcomes == ["<p>H</p>", "html", "<p>H</p>"]
+    assert isinstance(results[1], TemplateError) and "longer than 200 ms" in results[1].detail
 
 
 def test_recursion_is_refused() -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from letterhead.context import Context
 from letterhead.delivery import queue
-from letterhead.delivery.content import Content, render_content
+from letterhead.delivery.content import Content, render_content, render_contents
 from letterhead.delivery.retry import RetryPolicy, decide_transient
 from letterhead.delivery.route_leases import RouteLeases, lease_key
 from letterhead.errors import TemplateError
@@ -204,7 +204,7 @@ class Worker:
         """
         if info is None:
             info = self._batch_info(batch)
-        contents = [self._content(row, info) for row in part]
+        contents = self._contents(part, info)
         prepared = [self._prepare(row, info, content) for row, content in zip(part, contents, strict=True)]
         for p in prepared:
             dkim, envelope = p.route.dkim, p.envelope
@@ -237,15 +237,21 @@ class Worker:
         key = f"{row.tenant_id}\0platform" if (row.options or {}).get("platform_route") else row.tenant_id
         return info.routes[key]
 
-    def _content(self, row: Any, info: BatchInfo) -> Content | TemplateError | None:
-        """What the message says; the template's error when it cannot render; None when there is no route."""
-        tenant, route = self._route(row, info)
-        if route.endpoint is None:
-            return None
-        try:
-            return self._render(row, tenant, info)
-        except TemplateError as exc:
-            return exc
+    def _contents(self, part: list[Any], info: BatchInfo) -> list[Content | TemplateError | None]:
+        """What each message says; the template's error when it cannot render; None when there is no route."""
+        routed = [self._route(row, info) for row in part]
+        todo = [(row, tenant) for row, (tenant, route) in zip(part, routed, strict=True) if route.endpoint]
+        rendered = iter(render_contents(todo, info.overrides, self.platform))
+        out: list[Content | TemplateError | None] = []
+        for row, (tenant, route) in zip(part, routed, strict=True):
+            if route.endpoint is None:
+                out.append(None)
+                continue
+            content = next(rendered)
+            if isinstance(content, TemplateError) and _DEADLINE in content.detail:
+                content = self._render_again(row, tenant, info)
+            out.append(content)
+        return out
 
     def _prepare(self, row: Any, info: BatchInfo, content: Content | TemplateError | None) -> Prepared:
         """Compose one message from its ``content`` (not yet DKIM-signed: ``_prepare_part`` signs a part at a
@@ -272,20 +278,21 @@ class Worker:
         # dot-stuffing scans needed.
         return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data, canonical=True), mid)
 
-    def _render(self, row: Any, tenant: Tenant, info: BatchInfo) -> Content:
-        """Render, telling a template that is slow from a machine that is busy.
+    def _render_again(self, row: Any, tenant: Tenant, info: BatchInfo) -> Content | TemplateError:
+        """A render that hit the time limit, tried again alone: telling a template that is slow from a machine
+        that is busy.
 
         The sandbox's render deadline counts the rendering thread's CPU time (notifications/templates.py), so a
         thread that merely waited for a core no longer trips it; the retries stay as a safety net. A template
         that still times out every try is deferred (see ``_slow``), never failed at once, and one that is really
         too slow keeps being deferred until the message expires.
         """
-        for attempt in range(_RENDER_TRIES):
+        for attempt in range(1, _RENDER_TRIES):
             try:
                 return render_content(row, tenant, info.overrides, self.platform)
             except TemplateError as exc:
                 if _DEADLINE not in exc.detail or attempt == _RENDER_TRIES - 1:
-                    raise
+                    return exc
         raise AssertionError("unreachable")
 
     async def _send(self, prepared: Sequence[Prepared], sending: BatchSending | None = None) -> list[queue.Result]:
