@@ -216,6 +216,57 @@ def test_recorded_outcomes_keep_every_field(platform_on: Callable[..., Context],
             (1, now, 12.5, 451, "4.7.1", attempt["transcript"], "transient")]
 
 
+def test_a_message_not_attempted_keeps_its_last_failure_in_the_log(
+    platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]
+) -> None:
+    """A message that failed once and then waits without an attempt (an SMTP account busy elsewhere, a quota)
+    still shows its last reply, category and remedy beside the note; one that expires without an attempt keeps
+    the last reply under its own category. (They were cleared: the log showed only "waiting".)"""
+    from letterhead.delivery import queue
+
+    ctx = platform_on(smtpd_factory())
+    waiting_id, expired_id, sent_id = send_one(ctx), send_one(ctx), send_one(ctx)
+    now = utcnow().replace(microsecond=0) + timedelta(seconds=1)  # the messages are due
+    remedy = {"en": "Wait a few minutes.", "ja": "しばらくお待ちください。"}
+
+    def failed_once(mid: str) -> queue.Result:
+        attempt = {"message_id": mid, "number": 1, "started_at": now, "duration_ms": 3.0, "mode": "default",
+                   "transport": "platform", "stage": "mail_from", "code": 421, "enhanced": "4.3.2",
+                   "text": "Too many connections", "error": None, "category": "temporary_failure",
+                   "transcript": "S: 421 4.3.2 Too many connections", "outcome": "transient"}
+        return queue.Result(mid, queue.MessageStatus.DEFERRED, attempt, next_attempt_at=now,
+                            summary={"last_code": 421, "last_enhanced": "4.3.2", "last_text": "Too many connections",
+                                     "category": "temporary_failure", "remedy": remedy})
+
+    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=now)) == 3
+    assert queue.record(ctx.db, owner="w", results=[failed_once(waiting_id), failed_once(expired_id),
+                                                    failed_once(sent_id)], now=now) == 3
+    again = now + timedelta(seconds=1)
+    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=again)) == 3
+    later = again + timedelta(seconds=30)
+    sent_attempt = dict(failed_once(sent_id).attempt or {}, number=2, code=250, enhanced="2.0.0", text="Ok",
+                        category=None, outcome="sent")
+    results = [
+        queue.Result(waiting_id, queue.MessageStatus.DEFERRED, None, next_attempt_at=later,
+                     summary={"mode": "default", "note": "Waiting for a free connection"}),
+        queue.Result(expired_id, queue.MessageStatus.FAILED, None, summary={"note": "x", "category": "expired"}),
+        queue.Result(sent_id, queue.MessageStatus.SENT, sent_attempt,
+                     summary={"last_code": 250, "last_text": "Ok", "sent_at": again}),
+    ]
+    assert queue.record(ctx.db, owner="w", results=results, now=again) == 3
+    waiting, expired, sent = message(ctx, waiting_id), message(ctx, expired_id), message(ctx, sent_id)
+    assert (waiting.status, waiting.note, waiting.attempt_count, waiting.next_attempt_at) == (
+        "deferred", "Waiting for a free connection", 1, later)
+    assert (waiting.last_code, waiting.last_enhanced, waiting.last_text) == (421, "4.3.2", "Too many connections")
+    assert (waiting.category, waiting.remedy, waiting.mode, waiting.lease_owner) == (
+        "temporary_failure", remedy, "default", None)
+    assert (expired.status, expired.category, expired.remedy, expired.last_code, expired.attempt_count) == (
+        "failed", "expired", None, 421, 1)
+    # An attempt still writes every column: the old failure's diagnosis goes once the message is sent.
+    assert (sent.status, sent.last_code, sent.last_enhanced, sent.category, sent.remedy, sent.note) == (
+        "sent", 250, None, None, None, None)
+
+
 def test_parts_already_sent_are_recorded_when_a_later_part_cannot_be_prepared(
     platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -275,41 +275,68 @@ _ATTEMPT_TYPES = {
 }
 _ATTEMPT_KEYS = tuple(_ATTEMPT_TYPES)
 
-# Module-level constants: db.executemany compiles each once per dialect.
-_RECORD = (
-    update(messages)
-    .where(messages.c.id == bindparam("b_id"))
-    .where(messages.c.lease_owner == bindparam("b_owner"))
-    .where(messages.c.status == MessageStatus.SENDING.value)
-    .values(
-        {k: bindparam(k) for k in _SUMMARY_KEYS}
-        | {
-            "status": bindparam("status"),
-            "next_attempt_at": bindparam("next_attempt_at"),
-            "updated_at": bindparam("updated_at"),
-            "attempt_count": messages.c.attempt_count + bindparam("inc"),
-            "lease_owner": null(),
-            "leased_until": null(),
-        }
+#: What a result without an attempt (held by a quota, waiting for a busy SMTP account, slow to render, expired
+#: before it could be tried) leaves as it was: the last reply stays in the log beside the note that says why the
+#: message waits now; its diagnosis (category, remedy) too, unless the result names a category of its own.
+_LAST_REPLY = ("last_code", "last_enhanced", "last_text", "sent_at")
+_DIAGNOSIS = ("category", "remedy")
+_WRITTEN = {
+    "attempted": _SUMMARY_KEYS,
+    "not_attempted": tuple(k for k in _SUMMARY_KEYS if k not in _LAST_REPLY),
+    "waiting": tuple(k for k in _SUMMARY_KEYS if k not in _LAST_REPLY + _DIAGNOSIS),
+}
+
+
+def _written(r: Result) -> str:
+    if r.attempt is not None:
+        return "attempted"
+    return "not_attempted" if "category" in r.summary else "waiting"
+
+
+def _record_statement(summary_keys: Sequence[str]) -> Any:
+    return (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"))
+        .where(messages.c.lease_owner == bindparam("b_owner"))
+        .where(messages.c.status == MessageStatus.SENDING.value)
+        .values(
+            {k: bindparam(k) for k in summary_keys}
+            | {
+                "status": bindparam("status"),
+                "next_attempt_at": bindparam("next_attempt_at"),
+                "updated_at": bindparam("updated_at"),
+                "attempt_count": messages.c.attempt_count + bindparam("inc"),
+                "lease_owner": null(),
+                "leased_until": null(),
+            }
+        )
     )
-)
+
+
+# Module-level constants: db.executemany compiles each once per dialect.
+_RECORD = {kind: _record_statement(keys) for kind, keys in _WRITTEN.items()}
 _APPEND_ATTEMPT = insert(attempts).values({k: bindparam(k) for k in _ATTEMPT_KEYS})
 
 
-# PostgreSQL: the whole batch as one JSON document, one statement each (see ``_record_pg``).
-_PG_RECORD = (
-    "UPDATE messages AS m SET "
-    + ", ".join(f"{k} = v.{k}" for k in _SUMMARY_TYPES)
-    + ", status = v.status, next_attempt_at = v.next_attempt_at, updated_at = %(now)s,"
-    " attempt_count = m.attempt_count + v.inc, lease_owner = NULL, leased_until = NULL"
-    " FROM json_to_recordset(%(rows)s::json) AS v(id varchar, status varchar, next_attempt_at timestamptz, inc int, "
-    + ", ".join(f"{k} {t}" for k, t in _SUMMARY_TYPES.items())
-    # The lease guard is lease_owner alone (only a claim sets it, with status 'sending'; every other write clears
-    # it): the planner, seeing few 'sending' rows in stale statistics, would otherwise walk the due index and
-    # re-read the JSON for every leased row (measured: ~700 µs of server CPU a message). The ids as an array let
-    # it fetch the batch by primary key and hash-join the JSON once.
-    + ") WHERE m.id = v.id AND m.id = ANY(%(ids)s) AND m.lease_owner = %(owner)s"
-)
+def _pg_record_sql(summary_keys: Sequence[str]) -> str:
+    """PostgreSQL: the whole batch as one JSON document, one statement each (see ``_record_pg``)."""
+    return (
+        "UPDATE messages AS m SET "
+        + ", ".join(f"{k} = v.{k}" for k in summary_keys)
+        + ", status = v.status, next_attempt_at = v.next_attempt_at, updated_at = %(now)s,"
+        " attempt_count = m.attempt_count + v.inc, lease_owner = NULL, leased_until = NULL"
+        " FROM json_to_recordset(%(rows)s::json) AS v(id varchar, status varchar, next_attempt_at timestamptz, "
+        "inc int, "
+        + ", ".join(f"{k} {_SUMMARY_TYPES[k]}" for k in summary_keys)
+        # The lease guard is lease_owner alone (only a claim sets it, with status 'sending'; every other write
+        # clears it): the planner, seeing few 'sending' rows in stale statistics, would otherwise walk the due
+        # index and re-read the JSON for every leased row (measured: ~700 µs of server CPU a message). The ids as
+        # an array let it fetch the batch by primary key and hash-join the JSON once.
+        + ") WHERE m.id = v.id AND m.id = ANY(%(ids)s) AND m.lease_owner = %(owner)s"
+    )
+
+
+_PG_RECORD = {kind: _pg_record_sql(keys) for kind, keys in _WRITTEN.items()}
 _PG_APPEND_ATTEMPTS = (
     f"INSERT INTO attempts ({', '.join(_ATTEMPT_TYPES)}) SELECT {', '.join(_ATTEMPT_TYPES)}"
     " FROM json_to_recordset(%(rows)s::json) AS v("
@@ -319,27 +346,40 @@ _PG_APPEND_ATTEMPTS = (
 
 
 def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) -> int:
-    """PostgreSQL: one UPDATE … FROM json_to_recordset(…) and one INSERT … SELECT per batch.
+    """PostgreSQL: one UPDATE … FROM json_to_recordset(…) and one INSERT … SELECT per batch (another UPDATE for
+    results without an attempt, see ``_WRITTEN``).
 
     ``executemany`` runs the statement once per row, and every run pays PostgreSQL's per-statement work (snapshot,
     executor start-up): most of the server's CPU per message on the delivery benchmark. Arrays per column cost
     more on the client (psycopg adapts every element) than one JSON document from orjson."""
-    update_rows = [
-        {
-            **r.summary,
-            "id": r.message_id,
-            "status": r.status.value,
-            "next_attempt_at": r.next_attempt_at or now,
-            "inc": 1 if r.attempt is not None else 0,
-        }
-        for r in results
-    ]
-    params = {"now": now, "owner": owner, "rows": _rows_json(update_rows), "ids": [r.message_id for r in results]}
-    updated = int(conn.exec_driver_sql(_PG_RECORD, params).rowcount)
+    updated = 0
+    for sql, part in _by_statement(results, _PG_RECORD):
+        update_rows = [
+            {
+                **r.summary,
+                "id": r.message_id,
+                "status": r.status.value,
+                "next_attempt_at": r.next_attempt_at or now,
+                "inc": 1 if r.attempt is not None else 0,
+            }
+            for r in part
+        ]
+        params = {"now": now, "owner": owner, "rows": _rows_json(update_rows), "ids": [r.message_id for r in part]}
+        updated += int(conn.exec_driver_sql(sql, params).rowcount)
     attempts_rows = [r.attempt for r in results if r.attempt is not None]
     if attempts_rows:
         conn.exec_driver_sql(_PG_APPEND_ATTEMPTS, {"rows": _rows_json(attempts_rows)})
     return updated
+
+
+def _by_statement(results: Sequence[Result], statements: Mapping[str, Any]) -> list[tuple[Any, Sequence[Result]]]:
+    """The results grouped by the statement that writes them (see ``_WRITTEN``)."""
+    if all(r.attempt is not None for r in results):
+        return [(statements["attempted"], results)]  # the usual batch
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        groups.setdefault(_written(r), []).append(r)
+    return [(statements[kind], part) for kind, part in groups.items()]
 
 
 def _rows_json(rows: list[dict[str, Any]]) -> str:
@@ -356,22 +396,24 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
     if not db.is_sqlite:
         with db.session() as s:
             return _record_pg(s.connection(), owner, results, now)
-    params = [
-        {
-            **_NO_SUMMARY,  # a summary names only what it knows; the rest of the columns are cleared
-            **r.summary,
-            "b_id": r.message_id,
-            "b_owner": owner,
-            "status": r.status.value,
-            "next_attempt_at": r.next_attempt_at or now,
-            "updated_at": now,
-            "inc": 1 if r.attempt is not None else 0,
-        }
-        for r in results
-    ]
+    updated = 0
     with db.session() as s:
         conn = s.connection()
-        updated = executemany(conn, _RECORD, params)
+        for stmt, part in _by_statement(results, _RECORD):
+            params = [
+                {
+                    **_NO_SUMMARY,  # a summary names only what it knows; the rest of the columns are cleared
+                    **r.summary,
+                    "b_id": r.message_id,
+                    "b_owner": owner,
+                    "status": r.status.value,
+                    "next_attempt_at": r.next_attempt_at or now,
+                    "updated_at": now,
+                    "inc": 1 if r.attempt is not None else 0,
+                }
+                for r in part
+            ]
+            updated += executemany(conn, stmt, params)
         rows = [r.attempt for r in results if r.attempt is not None]
         if rows:
             executemany(conn, _APPEND_ATTEMPT, rows)
