@@ -225,7 +225,7 @@ def test_a_message_not_attempted_keeps_its_last_failure_in_the_log(
     from letterhead.delivery import queue
 
     ctx = platform_on(smtpd_factory())
-    waiting_id, expired_id, sent_id = send_one(ctx), send_one(ctx), send_one(ctx)
+    waiting_id, expired_id, sent_id, broken_id = send_one(ctx), send_one(ctx), send_one(ctx), send_one(ctx)
     now = utcnow().replace(microsecond=0) + timedelta(seconds=1)  # the messages are due
     remedy = {"en": "Wait a few minutes.", "ja": "しばらくお待ちください。"}
 
@@ -238,11 +238,11 @@ def test_a_message_not_attempted_keeps_its_last_failure_in_the_log(
                             summary={"last_code": 421, "last_enhanced": "4.3.2", "last_text": "Too many connections",
                                      "category": "temporary_failure", "remedy": remedy})
 
-    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=now)) == 3
-    assert queue.record(ctx.db, owner="w", results=[failed_once(waiting_id), failed_once(expired_id),
-                                                    failed_once(sent_id)], now=now) == 3
+    ids = [waiting_id, expired_id, sent_id, broken_id]
+    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=now)) == 4
+    assert queue.record(ctx.db, owner="w", results=[failed_once(i) for i in ids], now=now) == 4
     again = now + timedelta(seconds=1)
-    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=again)) == 3
+    assert len(queue.claim(ctx.db, owner="w", limit=10, lease_seconds=60, now=again)) == 4
     later = again + timedelta(seconds=30)
     sent_attempt = dict(failed_once(sent_id).attempt or {}, number=2, code=250, enhanced="2.0.0", text="Ok",
                         category=None, outcome="sent")
@@ -253,8 +253,15 @@ def test_a_message_not_attempted_keeps_its_last_failure_in_the_log(
         queue.Result(sent_id, queue.MessageStatus.SENT, sent_attempt,
                      summary={"last_code": 250, "last_text": "Ok", "sent_at": again}),
     ]
-    assert queue.record(ctx.db, owner="w", results=results, now=again) == 3
+    # A template that cannot render this message: its own category, remedy and text replace the old reply.
+    fix = {"en": "Fix the template.", "ja": "テンプレートを修正してください。"}
+    results.append(queue.Result(broken_id, queue.MessageStatus.FAILED, None,
+                                summary={"category": "template_error", "remedy": fix, "last_text": "html: no x"}))
+    assert queue.record(ctx.db, owner="w", results=results, now=again) == 4
     waiting, expired, sent = message(ctx, waiting_id), message(ctx, expired_id), message(ctx, sent_id)
+    broken = message(ctx, broken_id)
+    assert (broken.category, broken.remedy, broken.last_code, broken.last_enhanced, broken.last_text) == (
+        "template_error", fix, None, None, "html: no x")
     assert (waiting.status, waiting.note, waiting.attempt_count, waiting.next_attempt_at) == (
         "deferred", "Waiting for a free connection", 1, later)
     assert (waiting.last_code, waiting.last_enhanced, waiting.last_text) == (421, "4.3.2", "Too many connections")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -276,21 +276,19 @@ _ATTEMPT_TYPES = {
 _ATTEMPT_KEYS = tuple(_ATTEMPT_TYPES)
 
 #: What a result without an attempt (held by a quota, waiting for a busy SMTP account, slow to render, expired
-#: before it could be tried) leaves as it was: the last reply stays in the log beside the note that says why the
-#: message waits now; its diagnosis (category, remedy) too, unless the result names a category of its own.
-_LAST_REPLY = ("last_code", "last_enhanced", "last_text", "sent_at")
-_DIAGNOSIS = ("category", "remedy")
-_WRITTEN = {
-    "attempted": _SUMMARY_KEYS,
-    "not_attempted": tuple(k for k in _SUMMARY_KEYS if k not in _LAST_REPLY),
-    "waiting": tuple(k for k in _SUMMARY_KEYS if k not in _LAST_REPLY + _DIAGNOSIS),
-}
+#: before it could be tried) leaves as it was unless it names some of it: the last reply stays in the log beside
+#: the note that says why the message waits now, and so does its diagnosis. Each group goes together (a reply's
+#: code without its text, or a remedy under another category, would mislead).
+_KEPT_UNLESS_NAMED = (("last_code", "last_enhanced", "last_text"), ("category", "remedy"), ("sent_at",))
 
 
-def _written(r: Result) -> str:
+def _written(r: Result) -> tuple[str, ...]:
+    """The summary columns ``r`` writes (those it does not name are cleared, see ``_KEPT_UNLESS_NAMED``)."""
     if r.attempt is not None:
-        return "attempted"
-    return "not_attempted" if "category" in r.summary else "waiting"
+        return _SUMMARY_KEYS
+    named = r.summary.keys()
+    kept = {k for group in _KEPT_UNLESS_NAMED if not named & set(group) for k in group}
+    return tuple(k for k in _SUMMARY_KEYS if k not in kept)
 
 
 def _record_statement(summary_keys: Sequence[str]) -> Any:
@@ -313,8 +311,8 @@ def _record_statement(summary_keys: Sequence[str]) -> Any:
     )
 
 
-# Module-level constants: db.executemany compiles each once per dialect.
-_RECORD = {kind: _record_statement(keys) for kind, keys in _WRITTEN.items()}
+# Kept for the life of the process: db.executemany compiles each once per dialect (keyed by the object's id).
+_RECORD: dict[tuple[str, ...], Any] = {_SUMMARY_KEYS: _record_statement(_SUMMARY_KEYS)}
 _APPEND_ATTEMPT = insert(attempts).values({k: bindparam(k) for k in _ATTEMPT_KEYS})
 
 
@@ -336,7 +334,7 @@ def _pg_record_sql(summary_keys: Sequence[str]) -> str:
     )
 
 
-_PG_RECORD = {kind: _pg_record_sql(keys) for kind, keys in _WRITTEN.items()}
+_PG_RECORD: dict[tuple[str, ...], str] = {}
 _PG_APPEND_ATTEMPTS = (
     f"INSERT INTO attempts ({', '.join(_ATTEMPT_TYPES)}) SELECT {', '.join(_ATTEMPT_TYPES)}"
     " FROM json_to_recordset(%(rows)s::json) AS v("
@@ -347,13 +345,16 @@ _PG_APPEND_ATTEMPTS = (
 
 def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) -> int:
     """PostgreSQL: one UPDATE … FROM json_to_recordset(…) and one INSERT … SELECT per batch (another UPDATE for
-    results without an attempt, see ``_WRITTEN``).
+    results without an attempt, see ``_written``).
 
     ``executemany`` runs the statement once per row, and every run pays PostgreSQL's per-statement work (snapshot,
     executor start-up): most of the server's CPU per message on the delivery benchmark. Arrays per column cost
     more on the client (psycopg adapts every element) than one JSON document from orjson."""
     updated = 0
-    for sql, part in _by_statement(results, _PG_RECORD):
+    for keys, part in _by_columns(results):
+        sql = _PG_RECORD.get(keys)
+        if sql is None:
+            sql = _PG_RECORD.setdefault(keys, _pg_record_sql(keys))
         update_rows = [
             {
                 **r.summary,
@@ -372,14 +373,14 @@ def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) 
     return updated
 
 
-def _by_statement(results: Sequence[Result], statements: Mapping[str, Any]) -> list[tuple[Any, Sequence[Result]]]:
-    """The results grouped by the statement that writes them (see ``_WRITTEN``)."""
+def _by_columns(results: Sequence[Result]) -> list[tuple[tuple[str, ...], Sequence[Result]]]:
+    """The results grouped by the summary columns they write (``_written``)."""
     if all(r.attempt is not None for r in results):
-        return [(statements["attempted"], results)]  # the usual batch
-    groups: dict[str, list[Result]] = {}
+        return [(_SUMMARY_KEYS, results)]  # the usual batch: one statement
+    groups: dict[tuple[str, ...], list[Result]] = {}
     for r in results:
         groups.setdefault(_written(r), []).append(r)
-    return [(statements[kind], part) for kind, part in groups.items()]
+    return list(groups.items())
 
 
 def _rows_json(rows: list[dict[str, Any]]) -> str:
@@ -399,7 +400,10 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
     updated = 0
     with db.session() as s:
         conn = s.connection()
-        for stmt, part in _by_statement(results, _RECORD):
+        for keys, part in _by_columns(results):
+            stmt = _RECORD.get(keys)
+            if stmt is None:  # a result without an attempt: built once per set of columns (a handful in all)
+                stmt = _RECORD.setdefault(keys, _record_statement(keys))
             params = [
                 {
                     **_NO_SUMMARY,  # a summary names only what it knows; the rest of the columns are cleared
