@@ -24,20 +24,12 @@ def render_content(
     overrides: Mapping[tuple[str, str, str], TemplateSource],
     platform: Mapping[str, Any],
 ) -> Content:
-    """Raises ``TemplateError`` when a tenant template cannot render this message's data."""
-    if row.kind == MessageKind.NOTIFICATION.value:
-        from letterhead.notifications.service import render_notification
-
-        rendered = render_notification(
-            event=row.event,
-            locale=row.locale or tenant.locale,
-            data=row.data or {},
-            tenant=tenant,
-            overrides=overrides,
-            platform=platform,
-        )
-        return Content(rendered.subject, rendered.html, rendered.text)
-    return Content(row.subject or "", row.html, row.text)
+    """One message's content, rendered alone. Raises ``TemplateError`` when a tenant template cannot render this
+    message's data."""
+    [content] = render_contents([(row, tenant)], overrides, platform)
+    if isinstance(content, TemplateError):
+        raise content
+    return content
 
 
 #: Holds a notification's place in ``render_contents`` until ``render_many`` has rendered it.
