@@ -449,6 +449,34 @@ def test_a_route_lease_is_one_workers_until_given_back_or_expired(ctx: Context) 
         assert [(r.route_key, r.owner) for r in s.scalars(select(RouteLease))] == [("smtp:cfg_2", "worker-b")]
 
 
+def test_a_test_email_refused_while_workers_use_the_account_says_so(
+    ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
+) -> None:
+    """The test email is one more connection: a provider at its cap refuses it while a worker sends through the
+    same account. The tenant is told that (and to try again shortly), not given a generic rate-limit remedy."""
+    starttls_server.script.replies["mail"] = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
+    body = fields(starttls_server)
+    generic = smtp_test(app_client, acme_key, body)
+    assert generic["ok"] is False and generic["category"] == "rate_limited"
+    assert "sending other mail through this account" not in generic["remedy"]["en"]
+
+    key = route_leases.lease_key("127.0.0.1", starttls_server.port, "shop@example.jp")
+    assert route_leases.take(ctx.db, key, "worker-elsewhere", 300)
+    busy = smtp_test(app_client, acme_key, body)
+    assert busy["ok"] is False and busy["category"] == "rate_limited" and busy["proof"] is None
+    assert "sending other mail through this account" in busy["remedy"]["en"]
+    assert "送信中" in busy["remedy"]["ja"] and "テストメール" in busy["remedy"]["ja"]
+    assert "busy" in busy["summary"]["en"]
+    logged = app_client.get(f"/v1/tenants/acme/messages/{busy['message_id']}", headers=auth(acme_key)).json()
+    assert "sending other mail through this account" in logged["remedy"]["en"]
+    # Another account's lease, or one that ran out, is not this account being busy.
+    assert not route_leases.in_use(ctx.db, key, now=utcnow() + timedelta(seconds=301))
+    route_leases.give(ctx.db, key, "worker-elsewhere")
+    other = route_leases.lease_key("127.0.0.1", starttls_server.port, "other@example.jp")
+    assert route_leases.take(ctx.db, other, "worker-elsewhere", 300)
+    assert "sending other mail" not in smtp_test(app_client, acme_key, body)["remedy"]["en"]
+
+
 def test_provider_quota_reply_defers_the_rest(
     ctx: Context, app_client: TestClient, acme_key: str, starttls_server: SmtpServer
 ) -> None:

@@ -70,6 +70,14 @@ def give_all(db: Database, owner: str) -> None:
         s.execute(delete(RouteLease).where(RouteLease.owner == owner))
 
 
+def in_use(db: Database, key: str, now: datetime | None = None) -> bool:
+    """Whether a worker process holds ``key`` now (a lease that ran out does not count)."""
+    now = now or utcnow()
+    with db.session() as s:
+        until = s.scalar(select(RouteLease.leased_until).where(RouteLease.route_key == key))
+    return until is not None and until >= now
+
+
 def lease_key(host: str, port: int, username: str | None) -> str:
     """The account a provider counts connections for: host, port and login (two configurations of one mailbox,
     e.g. an agency's tenants, or a tenant's old and new settings, share its cap). Hashed: no address stored."""

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from letterhead.addresses import check_header_text, normalize_email
 from letterhead.context import Context
+from letterhead.delivery import route_leases
 from letterhead.errors import Conflict, InvalidInput, NotFound
 from letterhead.maillog import iso
 from letterhead.models import (
@@ -38,7 +39,7 @@ from letterhead.notifications.compose import compose
 from letterhead.plans import Feature
 from letterhead.settings import Settings
 from letterhead.smtp.client import Endpoint, Envelope, Security
-from letterhead.smtp.diagnose import Category, Diagnosis, diagnose, gmail_from_warning
+from letterhead.smtp.diagnose import Category, Diagnosis, Remedy, diagnose, gmail_from_warning
 from letterhead.smtp.presets import get_preset
 from letterhead.smtp.probe import ProbeResult, probe
 
@@ -251,12 +252,38 @@ def run_test(ctx: Context, *, tenant: Tenant, settings: SmtpSettings, to: str) -
     started = utcnow()
     msg_id = new_id("msg_")
     checked = check(ctx.settings, settings, to=to, locale=tenant.locale, local_id=msg_id.removeprefix("msg_"))
+    checked = _while_account_busy(ctx, settings, checked)
     _log_test(ctx, tenant, settings, to, msg_id, started, checked)
     out = checked.as_dict()
     out["message_id"] = msg_id
     if checked.probe.ok:
         out["proof"] = ctx.signer.sign(PROOF_PURPOSE, {"h": fingerprint(tenant.id, settings)})
     return out
+
+
+_BUSY_ACCOUNT = Remedy(
+    en="Letterhead is sending other mail through this account right now, and the provider allows only a few "
+    "connections at once, so it refused the test's extra connection. Wait until that mail has gone out (usually "
+    "a minute or two), then send the test email again.",
+    ja="現在このアカウントで他のメールを送信中のため、プロバイダーの同時接続数の上限によりテスト用の接続が拒否されました。"
+    "送信が終わるまで（通常1〜2分）お待ちいただき、もう一度テストメールを送信してください。",
+)
+_BUSY_ACCOUNT_SUMMARY = Remedy(
+    en="The account is busy sending your mail: too many connections at once.",
+    ja="アカウントがメール送信中のため、同時接続数の上限に達しています。",
+)
+
+
+def _while_account_busy(ctx: Context, s: SmtpSettings, checked: CheckResult) -> CheckResult:
+    """The test email is one more connection to the account: while a worker is sending through the same account
+    (``route_leases``), a provider at its connection cap refuses it. Said as such, not as a generic rate limit
+    (the settings may well be right)."""
+    d = checked.diagnosis
+    if d is None or d.category is not Category.RATE_LIMITED:
+        return checked
+    if not route_leases.in_use(ctx.db, route_leases.lease_key(s.host, s.port, s.username)):
+        return checked
+    return replace(checked, diagnosis=replace(d, remedy=_BUSY_ACCOUNT, summary=_BUSY_ACCOUNT_SUMMARY))
 
 
 def _log_test(
