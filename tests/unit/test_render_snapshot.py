@@ -15,7 +15,7 @@ import pytest
 
 from letterhead.errors import TemplateError
 from letterhead.models import Tenant
-from letterhead.notifications.service import render_notification
+from letterhead.notifications.service import notification_job
 from letterhead.notifications.templates import TemplateSource, build_context, compile_source, default_source
 
 CASES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "render_snapshot.json").read_text("utf-8"))
@@ -55,7 +55,7 @@ BENCH_CASES = [c for c in CASES if c["tenant"]["id"] == "t1"]
 def test_render_notification_matches_snapshot(case: dict[str, Any]) -> None:
     tenant = Tenant(id="t1", name="ACME 株式会社", locale="ja", timezone="Asia/Tokyo", plan="pro")
     for _ in range(2):
-        rendered = render_notification(
+        compiled, context = notification_job(
             event=case["event"],
             locale=case["locale"],
             data=case["data"],
@@ -63,6 +63,7 @@ def test_render_notification_matches_snapshot(case: dict[str, Any]) -> None:
             overrides={},
             platform=case["platform"],
         )
+        rendered = compiled.render(context)
         assert (rendered.subject, rendered.html, rendered.text) == (
             case["expected"]["subject"],
             case["expected"]["html"],

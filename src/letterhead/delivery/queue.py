@@ -17,8 +17,9 @@ the lease owner so that a worker whose lease was reclaimed cannot overwrite the 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -282,13 +283,18 @@ _ATTEMPT_KEYS = tuple(_ATTEMPT_TYPES)
 _KEPT_UNLESS_NAMED = (("last_code", "last_enhanced", "last_text"), ("category", "remedy"), ("sent_at",))
 
 
+def _columns(kept: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    """The summary columns written when the ``kept`` groups are left as they were."""
+    left = {k for group in kept for k in group}
+    return tuple(k for k in _SUMMARY_KEYS if k not in left)
+
+
 def _written(r: Result) -> tuple[str, ...]:
     """The summary columns ``r`` writes (those it does not name are cleared, see ``_KEPT_UNLESS_NAMED``)."""
     if r.attempt is not None:
         return _SUMMARY_KEYS
     named = r.summary.keys()
-    kept = {k for group in _KEPT_UNLESS_NAMED if not named & set(group) for k in group}
-    return tuple(k for k in _SUMMARY_KEYS if k not in kept)
+    return _columns(group for group in _KEPT_UNLESS_NAMED if not named & set(group))
 
 
 def _record_statement(summary_keys: Sequence[str]) -> Any:
@@ -311,8 +317,13 @@ def _record_statement(summary_keys: Sequence[str]) -> Any:
     )
 
 
-# Kept for the life of the process: db.executemany compiles each once per dialect (keyed by the object's id).
-_RECORD: dict[tuple[str, ...], Any] = {_SUMMARY_KEYS: _record_statement(_SUMMARY_KEYS)}
+#: Every set of columns ``_written`` can give (each group kept or not), each statement built once here: module-level,
+#: since db.executemany compiles a statement once per dialect, keyed by the object's id.
+_COLUMN_SETS = [
+    _columns(itertools.compress(_KEPT_UNLESS_NAMED, mask))
+    for mask in itertools.product((False, True), repeat=len(_KEPT_UNLESS_NAMED))
+]
+_RECORD = {keys: _record_statement(keys) for keys in _COLUMN_SETS}
 _APPEND_ATTEMPT = insert(attempts).values({k: bindparam(k) for k in _ATTEMPT_KEYS})
 
 
@@ -334,7 +345,7 @@ def _pg_record_sql(summary_keys: Sequence[str]) -> str:
     )
 
 
-_PG_RECORD: dict[tuple[str, ...], str] = {}
+_PG_RECORD = {keys: _pg_record_sql(keys) for keys in _COLUMN_SETS}
 _PG_APPEND_ATTEMPTS = (
     f"INSERT INTO attempts ({', '.join(_ATTEMPT_TYPES)}) SELECT {', '.join(_ATTEMPT_TYPES)}"
     " FROM json_to_recordset(%(rows)s::json) AS v("
@@ -352,9 +363,6 @@ def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) 
     more on the client (psycopg adapts every element) than one JSON document from orjson."""
     updated = 0
     for keys, part in _by_columns(results):
-        sql = _PG_RECORD.get(keys)
-        if sql is None:
-            sql = _PG_RECORD.setdefault(keys, _pg_record_sql(keys))
         update_rows = [
             {
                 **r.summary,
@@ -366,7 +374,7 @@ def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) 
             for r in part
         ]
         params = {"now": now, "owner": owner, "rows": _rows_json(update_rows), "ids": [r.message_id for r in part]}
-        updated += int(conn.exec_driver_sql(sql, params).rowcount)
+        updated += int(conn.exec_driver_sql(_PG_RECORD[keys], params).rowcount)
     attempts_rows = [r.attempt for r in results if r.attempt is not None]
     if attempts_rows:
         conn.exec_driver_sql(_PG_APPEND_ATTEMPTS, {"rows": _rows_json(attempts_rows)})
@@ -401,9 +409,7 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
     with db.session() as s:
         conn = s.connection()
         for keys, part in _by_columns(results):
-            stmt = _RECORD.get(keys)
-            if stmt is None:  # a result without an attempt: built once per set of columns (a handful in all)
-                stmt = _RECORD.setdefault(keys, _record_statement(keys))
+            stmt = _RECORD[keys]
             params = [
                 {
                     **_NO_SUMMARY,  # a summary names only what it knows; the rest of the columns are cleared

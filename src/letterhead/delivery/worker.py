@@ -204,8 +204,12 @@ class Worker:
         """
         if info is None:
             info = self._batch_info(batch)
-        contents = self._contents(part, info)
-        prepared = [self._prepare(row, info, content) for row, content in zip(part, contents, strict=True)]
+        routed = [self._route(row, info) for row in part]
+        contents = self._contents(part, routed, info)
+        prepared = [
+            self._prepare(row, route, content)
+            for row, (_, route), content in zip(part, routed, contents, strict=True)
+        ]
         for p in prepared:
             dkim, envelope = p.route.dkim, p.envelope
             if dkim is not None and envelope is not None:
@@ -237,9 +241,10 @@ class Worker:
         key = f"{row.tenant_id}\0platform" if (row.options or {}).get("platform_route") else row.tenant_id
         return info.routes[key]
 
-    def _contents(self, part: list[Any], info: BatchInfo) -> list[Content | TemplateError | None]:
+    def _contents(
+        self, part: list[Any], routed: list[tuple[Tenant, Route]], info: BatchInfo
+    ) -> list[Content | TemplateError | None]:
         """What each message says; the template's error when it cannot render; None when there is no route."""
-        routed = [self._route(row, info) for row in part]
         todo = [(row, tenant) for row, (tenant, route) in zip(part, routed, strict=True) if route.endpoint]
         rendered = iter(render_contents(todo, info.overrides, self.platform))
         out: list[Content | TemplateError | None] = []
@@ -253,10 +258,9 @@ class Worker:
             out.append(content)
         return out
 
-    def _prepare(self, row: Any, info: BatchInfo, content: Content | TemplateError | None) -> Prepared:
+    def _prepare(self, row: Any, route: Route, content: Content | TemplateError | None) -> Prepared:
         """Compose one message from its ``content`` (not yet DKIM-signed: ``_prepare_part`` signs a part at a
         time)."""
-        route = self._route(row, info)[1]
         if content is None:
             return Prepared(row, route, None, None)
         if isinstance(content, TemplateError):

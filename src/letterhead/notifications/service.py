@@ -340,24 +340,6 @@ def preview(
 # --- rendering at send time ------------------------------------------------------------------------------------
 
 
-def render_notification(
-    *,
-    event: str,
-    locale: str,
-    data: Mapping[str, Any],
-    tenant: Tenant,
-    overrides: Mapping[tuple[str, str, str], TemplateSource],
-    platform: Mapping[str, Any] | None = None,
-) -> Rendered:
-    """Render one notification (worker hot path: compiled templates and the tenant's part of the context are
-    cached, see templates.build_context; a worker renders many at once with ``notification_job`` and
-    ``templates.render_many``)."""
-    compiled, context = notification_job(
-        event=event, locale=locale, data=data, tenant=tenant, overrides=overrides, platform=platform
-    )
-    return compiled.render(context)
-
-
 def notification_job(
     *,
     event: str,
@@ -367,8 +349,10 @@ def notification_job(
     overrides: Mapping[tuple[str, str, str], TemplateSource],
     platform: Mapping[str, Any] | None = None,
 ) -> tuple[CompiledTemplate, dict[str, Any]]:
-    """The compiled template and the variables to render one notification with. Raises ``TemplateError`` when
-    the tenant's template does not compile."""
+    """The compiled template and the variables to render one notification with (``compiled.render(context)``;
+    the worker renders many at once with ``templates.render_many``). Compiled templates and the tenant's part of
+    the context are cached (see templates.build_context). Raises ``TemplateError`` when the tenant's template does
+    not compile."""
     # build_context reads the tenant's fields from a mapping. A loaded row keeps its columns in __dict__, so that
     # is the mapping: going through SQLAlchemy's instrumented attributes costs ~4 µs a message. Only a row whose
     # fields are not all loaded (expired, deferred) goes the ORM way; on a transient Tenant an unset field is None
