@@ -514,15 +514,10 @@ def _count_done(ctx: Any, total: int | None = None) -> int:
     from letterhead.models import LIVE_PREDICATE, Message
 
     live = select(func.count()).select_from(Message).where(text(LIVE_PREDICATE))
-    with ctx.db.engine.connect() as conn:
-        conn.info["write"] = False
-        try:
-            if total is None:
-                total = int(conn.scalar(select(func.count()).select_from(Message)) or 0)
-            return total - int(conn.scalar(live) or 0)
-        finally:
-            conn.rollback()
-            conn.info["write"] = True
+    with ctx.db.reading() as s:
+        if total is None:
+            total = int(s.scalar(select(func.count()).select_from(Message)) or 0)
+        return total - int(s.scalar(live) or 0)
 
 
 def check_log(ctx: Any, n: int) -> dict[str, Any]:

@@ -116,6 +116,19 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads: on SQLite a plain BEGIN, so it never takes the writer lock that the
+        workers and the API take turns on (WAL readers see the last commit and block nobody). Rolled back."""
+        with self.engine.connect() as conn:
+            conn.info["write"] = False
+            try:
+                with Session(conn, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                conn.rollback()
+                conn.info["write"] = True
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -154,21 +167,25 @@ def _prepare_many(stmt: UpdateBase, dialect: Any) -> _Many:
     return _Many(compiled.string, names, positional, literals, get, tuple(processed))
 
 
-def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Run ``stmt`` once per row of ``rows`` (one DBAPI ``executemany``); returns the rows affected.
+@dataclass(frozen=True)
+class ManyParams:
+    """A statement's rows bound and converted for the DBAPI, ready for :func:`run_many`."""
 
-    The same statement through ``Connection.execute(stmt, rows)`` builds a parameter dict and runs every bind
-    processor per row and column: on the worker's result write (one UPDATE + one INSERT per message) that was
-    half of the write's CPU (measured: ~60 → ~35 µs per message on SQLite). Here the statement is compiled once
-    per dialect, the processors are looked up once, a row's values are read by one ``itemgetter`` call, and
-    each distinct value object is processed once per call (a batch shares its timestamps). ``stmt`` must be a
-    module-level constant (its id is the cache key) whose parameters are ``bindparam``s named like the keys of
-    ``rows`` or literals (``column == "sending"``), which are the same for every row.
+    sql: str
+    params: list[Any]
+
+
+def many_params(dialect: Any, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> ManyParams:
+    """``rows`` converted for one DBAPI ``executemany`` of ``stmt`` (see :func:`executemany`).
+
+    Separate from running it so that a SQLite writer can convert before it takes the database's single writer
+    lock: every other process waits while the lock is held, and this is Python work (JSON, timestamps) that
+    needs no lock.
     """
-    key = (id(stmt), conn.dialect.name)
+    key = (id(stmt), dialect.name)
     many = _compiled.get(key)
     if many is None:
-        many = _compiled[key] = _prepare_many(stmt, conn.dialect)
+        many = _compiled[key] = _prepare_many(stmt, dialect)
     literals, get, processed = many.literals, many.get, many.processed
     memo: dict[tuple[int, int], Any] = {}
     params: list[Any] = []
@@ -183,5 +200,23 @@ def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, 
                     p = memo[k] = proc(v)
                 values[i] = p
         params.append(tuple(values) if many.positional else dict(zip(many.names, values, strict=True)))
-    result = conn.exec_driver_sql(many.sql, params)
-    return int(result.rowcount)
+    return ManyParams(many.sql, params)
+
+
+def run_many(conn: Connection, many: ManyParams) -> int:
+    """Run what :func:`many_params` converted; returns the rows affected."""
+    return int(conn.exec_driver_sql(many.sql, many.params).rowcount)
+
+
+def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run ``stmt`` once per row of ``rows`` (one DBAPI ``executemany``); returns the rows affected.
+
+    The same statement through ``Connection.execute(stmt, rows)`` builds a parameter dict and runs every bind
+    processor per row and column: on the worker's result write (one UPDATE + one INSERT per message) that was
+    half of the write's CPU (measured: ~60 → ~35 µs per message on SQLite). Here the statement is compiled once
+    per dialect, the processors are looked up once, a row's values are read by one ``itemgetter`` call, and
+    each distinct value object is processed once per call (a batch shares its timestamps). ``stmt`` must be a
+    module-level constant (its id is the cache key) whose parameters are ``bindparam``s named like the keys of
+    ``rows`` or literals (``column == "sending"``), which are the same for every row.
+    """
+    return run_many(conn, many_params(conn.dialect, stmt, rows))

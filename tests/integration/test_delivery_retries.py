@@ -136,6 +136,10 @@ def test_stale_leases_are_reclaimed(platform_on: Callable[..., Context], smtpd_f
     mid = send_one(ctx)
     [row] = queue.claim(ctx.db, owner="crashed-worker", limit=10, lease_seconds=60)
     assert row.id == mid
+    # Converted after the claim's transaction, as SQLAlchemy would have: a list, aware UTC times.
+    assert row.to_addrs == ["a@example.com"] and row.text == "t" and row.attempt_count == 0
+    assert row.expires_at.tzinfo is not None and row.expires_at.utcoffset() == timedelta(0)
+    assert row.created_at < row.expires_at and row.created_at.tzinfo is not None
     assert queue.claim(ctx.db, owner="other", limit=10, lease_seconds=60) == []  # leased: not claimable
     with ctx.db.session() as s:  # the crashed worker's lease runs out
         s.execute(update(Message).where(Message.id == mid).values(leased_until=utcnow() - timedelta(seconds=1)))

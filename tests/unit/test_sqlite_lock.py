@@ -76,3 +76,29 @@ def test_a_negative_memory_map_size_is_refused_with_the_setting_named() -> None:
 
     with pytest.raises(ValidationError, match="sqlite_mmap_bytes"):
         Settings(env="test", sqlite_mmap_bytes=-1)
+
+
+def test_reading_does_not_wait_for_the_writer_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Database.reading`` (the worker's batch set-up, the API's tenant read) is a plain BEGIN: another process
+    holding the writer lock does not stall it, and it reads the last commit."""
+    from letterhead.settings import Settings
+
+    monkeypatch.setattr(db, "SQLITE_LOCK_WAIT_SECONDS", 0.2)
+    database = db.Database(Settings(env="test", data_dir=tmp_path))
+    try:
+        with database.session() as s:
+            s.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            s.connection().exec_driver_sql("INSERT INTO t VALUES (1)")
+        holder = _connect(tmp_path / "letterhead.db")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO t VALUES (2)")
+        with database.reading() as s:
+            assert s.connection().exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+        # The pooled connection writes again afterwards: its next unit of work waits for the lock (and gives up).
+        with pytest.raises(Exception, match="locked"), database.session() as s:
+            s.connection().exec_driver_sql("SELECT 1")
+        holder.execute("COMMIT")
+        with database.reading() as s:
+            assert s.connection().exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+    finally:
+        database.engine.dispose()

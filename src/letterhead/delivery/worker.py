@@ -71,7 +71,7 @@ _BUSY_NOTE = (
 
 @dataclass
 class Prepared:
-    row: Any
+    row: queue.Claimed
     route: Route
     envelope: Envelope | None
     message_id_header: str | None
@@ -167,7 +167,7 @@ class Worker:
         self.handled += len(rows)
         return len(rows)
 
-    async def _prepare_and_start(self, rows: list[Any], sends: list[asyncio.Task[list[queue.Result]]]) -> float:
+    async def _prepare_and_start(self, rows: list[queue.Claimed], sends: list[asyncio.Task[list[queue.Result]]]) -> float:
         """Prepare ``rows`` (render, compose, sign) part by part, each part's sending started as soon as it is
         ready, so that the first messages of a batch go out while the rest are still being prepared. Returns the
         seconds spent preparing.
@@ -192,7 +192,7 @@ class Worker:
         return spent
 
     def _prepare_part(
-        self, batch: list[Any], part: list[Any], info: BatchInfo | None
+        self, batch: list[queue.Claimed], part: list[queue.Claimed], info: BatchInfo | None
     ) -> tuple[BatchInfo, list[Prepared]]:
         """The whole batch's routes and templates are read with its first part (in the same thread).
 
@@ -218,12 +218,12 @@ class Worker:
                 p.envelope = replace(envelope, data=sign_dkim(envelope.data, dkim, composed=True) + envelope.data)
         return info, prepared
 
-    def _batch_info(self, rows: list[Any]) -> BatchInfo:
+    def _batch_info(self, rows: list[queue.Claimed]) -> BatchInfo:
         """Everything a batch needs from the database besides the messages: one query per kind, not per row."""
         from letterhead.notifications.service import load_overrides
 
         tenant_ids = {r.tenant_id for r in rows}
-        with self.ctx.db.session() as s:
+        with self.ctx.db.reading() as s:  # not the writer lock, which claims and result writes take turns on
             tenants = list(s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))))
             routes = {t.id: (t, resolve_route_in(self.ctx, s, t)) for t in tenants}
             platform_routes = {t.id: (t, default_route(self.ctx, t)) for t in tenants}
@@ -237,12 +237,12 @@ class Worker:
         return BatchInfo(routes, overrides)
 
     @staticmethod
-    def _route(row: Any, info: BatchInfo) -> tuple[Tenant, Route]:
+    def _route(row: queue.Claimed, info: BatchInfo) -> tuple[Tenant, Route]:
         key = f"{row.tenant_id}\0platform" if (row.options or {}).get("platform_route") else row.tenant_id
         return info.routes[key]
 
     def _contents(
-        self, part: list[Any], routed: list[tuple[Tenant, Route]], info: BatchInfo
+        self, part: list[queue.Claimed], routed: list[tuple[Tenant, Route]], info: BatchInfo
     ) -> list[Content | TemplateError | None]:
         """What each message says; the template's error when it cannot render; None when there is no route."""
         todo = [(row, tenant) for row, (tenant, route) in zip(part, routed, strict=True) if route.endpoint]
@@ -258,7 +258,7 @@ class Worker:
             out.append(content)
         return out
 
-    def _prepare(self, row: Any, route: Route, content: Content | TemplateError | None) -> Prepared:
+    def _prepare(self, row: queue.Claimed, route: Route, content: Content | TemplateError | None) -> Prepared:
         """Compose one message from its ``content`` (not yet DKIM-signed: ``_prepare_part`` signs a part at a
         time)."""
         if content is None:
@@ -282,7 +282,7 @@ class Worker:
         # dot-stuffing scans needed.
         return Prepared(row, route, Envelope(route.from_addr, tuple(row.to_addrs), data, canonical=True), mid)
 
-    def _render_again(self, row: Any, tenant: Tenant, info: BatchInfo) -> Content | TemplateError:
+    def _render_again(self, row: queue.Claimed, tenant: Tenant, info: BatchInfo) -> Content | TemplateError:
         """A render that hit the time limit, tried again alone: telling a template that is slow from a machine
         that is busy.
 

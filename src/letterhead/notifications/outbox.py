@@ -91,21 +91,25 @@ def insert_keyless(ctx: Context, items: Sequence[NewMessage]) -> list[Accepted]:
     now = utcnow()
     expires = now + timedelta(seconds=ctx.settings.message_lifetime_seconds)
     ids = new_ids("msg_", len(items))
+    dialect = ctx.db.engine.dialect
+    if dialect.name == "postgresql":
+        with ctx.db.session() as s:
+            if _insert_pg(s.connection(), items, ids, now, expires):
+                return [Accepted(id_, _QUEUED, True) for id_ in ids]
+    # The rows are converted before the transaction begins: on SQLite it holds the database's one writer lock,
+    # which the workers' claims and result writes wait for, and JSON for 1,000 rows needs no lock.
+    plan = _plan(dialect)
+    to_json, data_json = plan.to_json, plan.data_json
+    next_at, expires_at, created_at, updated_at = (
+        proc(value) for proc, value in zip(plan.times, (now, expires, now, now), strict=True))
+    rows = [
+        (id_, m.tenant_id, m.kind.value, m.event, m.locale, to_json(m.to), m.to[0].lower(),
+         None if m.data is None else data_json(m.data), _QUEUED, 0, next_at, expires_at, created_at, updated_at)
+        for m, id_ in zip(items, ids, strict=True)
+    ]
+    adapt = plan.adapt
     with ctx.db.session() as s:
-        conn = s.connection()
-        if conn.dialect.name == "postgresql" and _insert_pg(conn, items, ids, now, expires):
-            return [Accepted(id_, _QUEUED, True) for id_ in ids]
-        plan = _plan(conn.dialect)
-        to_json, data_json = plan.to_json, plan.data_json
-        next_at, expires_at, created_at, updated_at = (
-            proc(value) for proc, value in zip(plan.times, (now, expires, now, now), strict=True))
-        rows = [
-            (id_, m.tenant_id, m.kind.value, m.event, m.locale, to_json(m.to), m.to[0].lower(),
-             None if m.data is None else data_json(m.data), _QUEUED, 0, next_at, expires_at, created_at, updated_at)
-            for m, id_ in zip(items, ids, strict=True)
-        ]
-        adapt = plan.adapt
-        conn.exec_driver_sql(plan.sql, rows if adapt is None else [adapt(r) for r in rows])
+        s.connection().exec_driver_sql(plan.sql, rows if adapt is None else [adapt(r) for r in rows])
     return [Accepted(id_, _QUEUED, True) for id_ in ids]
 
 

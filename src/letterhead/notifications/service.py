@@ -170,20 +170,13 @@ class AcceptJob:
 def _read_tenants(ctx: Context, tenant_ids: set[str]) -> tuple[dict[str, Tenant], dict[str, set[str]]]:
     """Tenants and their switched-off events, in one read transaction (on SQLite a plain BEGIN: reading does not
     take the writer lock)."""
-    with ctx.db.engine.connect() as conn:
-        conn.info["write"] = False
-        try:
-            with Session(conn, expire_on_commit=False) as s:
-                tenants = {t.id: t for t in s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))}
-                disabled: dict[str, set[str]] = {}
-                rows = s.execute(select(TenantEvent.tenant_id, TenantEvent.event).where(
-                    TenantEvent.tenant_id.in_(tenant_ids), TenantEvent.enabled.is_(False)))
-                for tenant_id, event in rows:
-                    disabled.setdefault(tenant_id, set()).add(event)
-                s.expunge_all()
-        finally:
-            conn.rollback()
-            conn.info["write"] = True
+    with ctx.db.reading() as s:
+        tenants = {t.id: t for t in s.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))}
+        disabled: dict[str, set[str]] = {}
+        rows = s.execute(select(TenantEvent.tenant_id, TenantEvent.event).where(
+            TenantEvent.tenant_id.in_(tenant_ids), TenantEvent.enabled.is_(False)))
+        for tenant_id, event in rows:
+            disabled.setdefault(tenant_id, set()).add(event)
     return tenants, disabled
 
 
