@@ -4,7 +4,8 @@ SQLite gets the pragmas that make it a dependable embedded queue: WAL (readers n
 foreign keys on, a wait for the writer lock (``_begin_immediate``) so that the API and the workers take turns
 instead of failing, ``synchronous=NORMAL`` (durable at WAL checkpoints; the safe, usual choice with WAL), and
 reads through a memory map (``Settings.sqlite_mmap_bytes``: with workers in several processes, cheaper than
-re-reading pages).
+re-reading pages) and a longer write-ahead log between checkpoints (``Settings.sqlite_wal_autocheckpoint``).
+Read-only work uses ``Database.reading`` (a plain BEGIN), never the writer lock.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def _begin_immediate(dbapi_conn: Any) -> None:
         cur.close()
 
 
-def make_engine(url: str, *, sqlite_mmap_bytes: int = 0, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, sqlite_mmap_bytes: int = 0, sqlite_wal_autocheckpoint: int = 1000, **kwargs: Any
+) -> Engine:
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
@@ -85,6 +88,7 @@ def make_engine(url: str, *, sqlite_mmap_bytes: int = 0, **kwargs: Any) -> Engin
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA mmap_size={int(sqlite_mmap_bytes)}")
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(sqlite_wal_autocheckpoint)}")
             cur.execute(_BUSY_TIMEOUT)
             cur.close()
 
@@ -106,7 +110,11 @@ class Database:
         self.settings = settings
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(settings.effective_database_url, sqlite_mmap_bytes=settings.sqlite_mmap_bytes)
+        self.engine = make_engine(
+            settings.effective_database_url,
+            sqlite_mmap_bytes=settings.sqlite_mmap_bytes,
+            sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
+        )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

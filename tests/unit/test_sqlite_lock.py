@@ -65,6 +65,7 @@ def test_connections_read_through_a_memory_map_of_the_configured_size(
         with database.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == expected
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
     finally:
         database.engine.dispose()
 
@@ -102,3 +103,18 @@ def test_reading_does_not_wait_for_the_writer_lock(tmp_path: Path, monkeypatch: 
             assert s.connection().exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
     finally:
         database.engine.dispose()
+
+
+def test_the_write_ahead_log_length_is_a_setting(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from letterhead.settings import Settings
+
+    database = db.Database(Settings(env="test", data_dir=tmp_path, sqlite_wal_autocheckpoint=500))
+    try:
+        with database.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 500
+    finally:
+        database.engine.dispose()
+    with pytest.raises(ValidationError, match="sqlite_wal_autocheckpoint"):
+        Settings(env="test", sqlite_wal_autocheckpoint=0)  # 0 would let the log grow without bound
