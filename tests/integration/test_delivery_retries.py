@@ -142,13 +142,32 @@ def test_stale_leases_are_reclaimed(platform_on: Callable[..., Context], smtpd_f
     assert row.created_at < row.expires_at and row.created_at.tzinfo is not None
     assert queue.claim(ctx.db, owner="other", limit=10, lease_seconds=60) == []  # leased: not claimable
     with ctx.db.session() as s:  # the crashed worker's lease runs out
-        s.execute(update(Message).where(Message.id == mid).values(leased_until=utcnow() - timedelta(seconds=1)))
+        past = utcnow() - timedelta(seconds=1)  # a claim sets both to the lease's deadline
+        s.execute(update(Message).where(Message.id == mid).values(leased_until=past, next_attempt_at=past))
     deliver(ctx)
     assert message(ctx, mid).status == "sent"
     # The crashed worker coming back cannot overwrite the newer outcome.
     assert queue.record(ctx.db, owner="crashed-worker", results=[
         queue.Result(mid, queue.MessageStatus.FAILED, None)]) == 0
     assert message(ctx, mid).status == "sent"
+
+
+def test_a_lease_is_due_again_at_its_deadline(platform_on: Callable[..., Context], smtpd_factory: Callable[..., SmtpServer]) -> None:
+    """A claim sets next_attempt_at to the lease's deadline as well, so the due index finds stale leases in order
+    (and a claim stops at once when there are none, instead of reading every leased row)."""
+    from letterhead.delivery import queue
+
+    ctx = platform_on(smtpd_factory())
+    mid = send_one(ctx)
+    now = utcnow() + timedelta(seconds=1)
+    assert [r.id for r in queue.claim(ctx.db, owner="w1", limit=10, lease_seconds=60, now=now)] == [mid]
+    leased = message(ctx, mid)
+    assert leased.leased_until == now + timedelta(seconds=60)
+    assert leased.next_attempt_at == leased.leased_until
+    assert queue.claim(ctx.db, owner="w2", limit=10, lease_seconds=60, now=leased.leased_until) == []
+    later = leased.leased_until + timedelta(microseconds=1)
+    assert [r.id for r in queue.claim(ctx.db, owner="w2", limit=10, lease_seconds=60, now=later)] == [mid]
+    assert message(ctx, mid).lease_owner == "w2"
 
 
 def message_attempts(session: Any, mid: str) -> list[Any]:
