@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -23,6 +23,8 @@ from letterhead.delivery.worker import Worker
 from letterhead.devinbox import DevInbox
 
 log = logging.getLogger("letterhead")
+
+T = TypeVar("T")
 
 
 class _Server(uvicorn.Server):
@@ -138,15 +140,14 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
     ctx.close()
 
 
-def run(coro: Coroutine[Any, Any, None]) -> None:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run the service's event loop: uvloop when installed (the `fast` extra), asyncio's own otherwise."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coro)
-        return
+        return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)
+        return runner.run(coro)
 
 
 async def run_worker(ctx: Context) -> None:

@@ -88,6 +88,11 @@ def test_helpers() -> None:
     assert [e.rcpt_to for e in envs] == [("customer10@example.com",), ("customer11@example.com",),
                                          ("customer12@example.com",)]
     assert len({e.data for e in envs}) == 3
+    # Composed as the worker's messages are, hence sent without the transparency scans: the claim must hold.
+    for e in envs:
+        assert e.canonical and 3800 < len(e.data) < 4400
+        assert e.data.count(b"\n") == e.data.count(b"\r\n") == e.data.count(b"\r")
+        assert not e.data.startswith(b".") and b"\r\n." not in e.data and e.data.endswith(b"\r\n")
 
 
 @pytest.mark.postgres

@@ -167,7 +167,9 @@ class Worker:
         self.handled += len(rows)
         return len(rows)
 
-    async def _prepare_and_start(self, rows: list[queue.Claimed], sends: list[asyncio.Task[list[queue.Result]]]) -> float:
+    async def _prepare_and_start(
+        self, rows: list[queue.Claimed], sends: list[asyncio.Task[list[queue.Result]]]
+    ) -> float:
         """Prepare ``rows`` (render, compose, sign) part by part, each part's sending started as soon as it is
         ready, so that the first messages of a batch go out while the rest are still being prepared. Returns the
         seconds spent preparing.
