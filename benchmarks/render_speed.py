@@ -4,8 +4,9 @@
 
 Renders parts of 100 with ``notification_job`` + ``templates.render_many`` as the worker does (default templates,
 compiled-template cache warm) for ``order.created`` with per-recipient data (``bench.order_data``, 100 different
-payloads) in ``ja`` and ``en``; with ``--all``, also every event with its example payload. Prints the fastest and the median of ``--repeats`` timed runs: on a shared machine
-other work only ever adds time, so compare the minimum of A/B runs taken close together.
+payloads) in ``ja`` and ``en``; with ``--all``, also every event with its example payload. Prints the fastest and
+the median of ``--repeats`` timed runs: on a shared machine other work only ever adds time, so compare the minimum
+of A/B runs taken close together.
 """
 
 from __future__ import annotations
