@@ -246,7 +246,6 @@ class _SmtpProtocol(asyncio.Protocol):
         self._read_deadline = 0.0
         self._read_timeout = 0.0
         self._read_timer: asyncio.TimerHandle | None = None
-        self._read_timer_at = 0.0
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
 
@@ -343,10 +342,11 @@ class _SmtpProtocol(asyncio.Protocol):
         self._waiter = fut
         self._read_deadline = deadline = self.loop.time() + timeout
         self._read_timeout = timeout
-        if self._read_timer is None or self._read_timer_at > deadline:
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-            self._arm_read_timer(deadline)
+        timer = self._read_timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._read_timer = self.loop.call_at(deadline, self._watch_reads)
         try:
             await fut
         finally:
@@ -354,10 +354,6 @@ class _SmtpProtocol(asyncio.Protocol):
         if self.replies:
             return self.replies.popleft()
         raise self.exc or _ConnError(ErrorKind.DROPPED, "the server closed the connection")
-
-    def _arm_read_timer(self, when: float) -> None:
-        self._read_timer_at = when
-        self._read_timer = self.loop.call_at(when, self._watch_reads)
 
     def _watch_reads(self) -> None:
         """Time out the read in progress once its deadline has passed; otherwise wait for the next deadline.
@@ -372,7 +368,7 @@ class _SmtpProtocol(asyncio.Protocol):
         if self.loop.time() >= self._read_deadline:
             _timeout_waiter(fut, self._read_timeout)
         else:
-            self._arm_read_timer(self._read_deadline)
+            self._read_timer = self.loop.call_at(self._read_deadline, self._watch_reads)
 
     async def write(self, data: bytes, timeout: float) -> None:
         if self.lost or self.transport is None:
