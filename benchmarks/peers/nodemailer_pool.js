@@ -1,10 +1,14 @@
-// nodemailer's pooled SMTP transport pushing ready ~4 KB messages to a sink on 127.0.0.1.
-//   node nodemailer_pool.js PORT MESSAGES CONNECTIONS   -> one JSON line
+// nodemailer's pooled SMTP transport sending to a sink on 127.0.0.1.
+//   node nodemailer_pool.js PORT MESSAGES CONNECTIONS [CONTENTS.json]   -> one JSON line
+// Without CONTENTS: ready ~4 KB messages (`raw`), nodemailer only frames and sends them.
+// With CONTENTS (a JSON list of {subject, html, text}, Letterhead's rendered order confirmations): nodemailer
+// composes every message itself (its usual sendMail with html + text), one content per recipient in turn.
 // nodemailer itself is installed by run_peers.py into a temporary folder (npm install), never committed.
 "use strict";
 const nodemailer = require("nodemailer");
 
-const [port, count, connections] = process.argv.slice(2).map(Number);
+const [port, count, connections] = process.argv.slice(2, 5).map(Number);
+const contents = process.argv[5] ? JSON.parse(require("fs").readFileSync(process.argv[5], "utf8")) : null;
 const line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor inc.\r\n";
 
 function raw(i) {
@@ -25,8 +29,12 @@ async function main() {
     maxConnections: connections,
     maxMessages: Infinity,
   });
-  // Pre-rendered bytes, like the other peers: nodemailer only frames and sends them.
-  const messages = Array.from({ length: count }, (_, i) => ({
+  // Pre-rendered bytes, like the other peers (nodemailer only frames and sends them), or contents to compose.
+  const messages = Array.from({ length: count }, (_, i) => (contents ? {
+    from: { name: "ACME 株式会社", address: "shop@acme.example" },
+    to: `customer${i}@example.com`,
+    ...contents[i % contents.length],
+  } : {
     envelope: { from: "shop@acme.example", to: [`customer${i}@example.com`] },
     raw: raw(i),
   }));
@@ -40,9 +48,9 @@ async function main() {
   transport.close();
   const sent = results.filter((r) => r.status === "fulfilled").length;
   console.log(JSON.stringify({
-    peer: "nodemailer pool", connections, messages: count, warmup_messages: connections, sent,
+    peer: contents ? "nodemailer pool, composing" : "nodemailer pool", connections, messages: count, warmup_messages: connections, sent,
     seconds: Number(seconds.toFixed(3)), msgs_per_sec: Number((count / seconds).toFixed(1)),
-    message_bytes: Buffer.byteLength(messages[0].raw), nodemailer: require("nodemailer/package.json").version,
+    message_bytes: contents ? null : Buffer.byteLength(messages[0].raw), nodemailer: require("nodemailer/package.json").version,
     node: process.version,
   }));
 }

@@ -55,9 +55,10 @@ def install_nodemailer(folder: Path) -> str | None:
     return str(folder / "node_modules")
 
 
-def nodemailer(port: int, n: int, c: int, node_path: str) -> dict[str, Any]:
+def nodemailer(port: int, n: int, c: int, node_path: str, contents: str | None = None) -> dict[str, Any]:
+    """``contents``: a JSON file of {subject, html, text} for nodemailer to compose (see nodemailer_pool.js)."""
     out = subprocess.run(
-        ["node", str(HERE / "nodemailer_pool.js"), str(port), str(n), str(c)],
+        ["node", str(HERE / "nodemailer_pool.js"), str(port), str(n), str(c), *([contents] if contents else [])],
         check=True, capture_output=True, text=True, env={**os.environ, "NODE_PATH": node_path},
     )
     r = json.loads(out.stdout)
