@@ -23,17 +23,25 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     styles = {"letterhead": ("#2563eb", "o"), "nodemailer pool": ("#16a34a", "s"),
               "postfix smtp-source": ("#6b7280", "^")}
-    # Labels of series that end up close together would overlap: each series writes its own on its own side.
-    offsets = [(-20, -14), (0, -13), (0, 7)]
-    for n, (name, by_c) in enumerate(data["medians"].items()):
-        xs = sorted(int(c) for c in by_c)
-        ys = [by_c[str(c)] if str(c) in by_c else by_c[c] for c in xs]
+    medians = {name: {int(c): y for c, y in by_c.items()} for name, by_c in data["medians"].items()}
+    for name, by_c in medians.items():
+        xs = sorted(by_c)
         color, marker = styles.get(name, (None, "x"))
-        ax.plot(xs, ys, marker=marker, color=color, label=name, linewidth=2)
-        for x, y in zip(xs, ys, strict=True):
-            ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=offsets[n % 3], ha="center", fontsize=8,
+        ax.plot(xs, [by_c[x] for x in xs], marker=marker, color=color, label=name, linewidth=2)
+        for x in xs:
+            # Labels of series close together would overlap: at each x the highest series writes above its
+            # point, the lowest below it, any other below and right of it (above and left at the first x,
+            # where the lowest series' line runs below and right).
+            ys = sorted(other[x] for other in medians.values() if x in other)
+            y = by_c[x]
+            if y in (ys[0], ys[-1]):
+                offset, ha = ((0, 7) if y == ys[-1] else (0, -13)), "center"
+            else:
+                offset, ha = ((-6, 5), "right") if x == xs[0] else ((6, -13), "left")
+            ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8,
                         color=color)
     ax.set_xscale("log", base=2)
+    ax.set_xlim(0.6, 52)  # room for the labels at both ends
     ax.set_xticks([int(c) for c in next(iter(data["medians"].values()))])
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("SMTP connections")
