@@ -92,7 +92,10 @@ def main() -> None:
         sys.exit("--cpus must be above 0")
     if not args.calibrate and not args.command:
         sys.exit("give a command after --, or --calibrate")
-    group = make_group(args.cpus)
+    try:
+        group = make_group(args.cpus)
+    except OSError as exc:  # not root, or a read-only cgroup file system
+        sys.exit(f"cannot create a CPU-limited cgroup here ({exc}); run as root on a machine with cgroup cpu control")
     sys.exit(calibrate(group) if args.calibrate else run_in(group, args.command))
 
 
