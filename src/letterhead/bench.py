@@ -99,10 +99,11 @@ def _rss_mb(pid: int, field_name: str = "VmRSS") -> float | None:
     return None
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
+def _cpu_seconds(pid: int, tid: int | None = None) -> float | None:
+    """User + system CPU time of a process so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks), or of one
+    of its threads (``/proc/PID/task/TID/stat``; a process's first thread has its pid as tid)."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat") as fh:
             fields = fh.read().rpartition(")")[2].split()
     except OSError:
         return None
@@ -384,6 +385,10 @@ class Workers:
     #: CPU seconds per worker at start-up (interpreter start and imports are not part of the measurement).
     cpu_start: dict[int, float] = field(default_factory=dict)
     cpu_last: dict[int, float] = field(default_factory=dict)
+    #: The same for each worker's first thread, which runs its event loop (SMTP conversations, scheduling); the
+    #: other threads claim, prepare (render, compose, sign) and record.
+    loop_start: dict[int, float] = field(default_factory=dict)
+    loop_last: dict[int, float] = field(default_factory=dict)
 
     def stage_seconds(self) -> dict[str, float]:
         """Wall-clock seconds per worker stage (claim, prepare = render + compose, send, record), summed over the
@@ -399,6 +404,10 @@ class Workers:
         """CPU time the workers spent since they started (summed over processes)."""
         return sum(self.cpu_last.get(p.pid, 0.0) - self.cpu_start.get(p.pid, 0.0) for p in self.procs)
 
+    def loop_cpu_seconds(self) -> float:
+        """The part of ``cpu_seconds`` spent in the workers' event-loop threads."""
+        return sum(self.loop_last.get(p.pid, 0.0) - self.loop_start.get(p.pid, 0.0) for p in self.procs)
+
     def sample(self, t: float) -> None:
         total = 0.0
         for p in self.procs:
@@ -406,6 +415,10 @@ class Workers:
             if cpu is not None:
                 self.cpu_start.setdefault(p.pid, cpu)
                 self.cpu_last[p.pid] = cpu
+            loop = _cpu_seconds(p.pid, p.pid)
+            if loop is not None:
+                self.loop_start.setdefault(p.pid, loop)
+                self.loop_last[p.pid] = loop
             rss = _rss_mb(p.pid)
             if rss is not None:
                 total += rss
@@ -630,6 +643,9 @@ def _end_to_end(
             # The PostgreSQL server's processes (a throwaway cluster only; SQLite works inside the others).
             **({"postgres": round((db_cpu1 - db_cpu0) / n * 1e6, 1)} if db_cpu0 is not None and db_cpu1 else {}),
         },
+        # Of "workers" above: their event-loop threads (SMTP, scheduling; the rest is the threads that claim,
+        # prepare and record). Well above what --transport-only costs means the threads wait on each other.
+        "worker_event_loop_cpu_us_per_msg": round(pool.loop_cpu_seconds() / n * 1e6, 1),
         # Wall-clock per stage over all pipelines: a large claim/record share means waiting for the write lock.
         "worker_stage_seconds": pool.stage_seconds(),
         **log,

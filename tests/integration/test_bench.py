@@ -29,6 +29,10 @@ def test_end_to_end_notifications_builtin_sink() -> None:
     assert r["statuses"] == {"sent": 300}
     assert r["attempts"] == r["sent_attempts"] == r["distinct_message_ids"] == 300
     assert r["messages_with_other_than_one_attempt"] == 0
+    # Where the CPU went: the workers' event-loop threads are a part of the workers' processes.
+    cpu = r["cpu_us_per_msg"]
+    assert cpu["workers"] > 0 and cpu["accept"] > 0
+    assert 0 <= r["worker_event_loop_cpu_us_per_msg"] <= cpu["workers"]
     assert r["log_ok"] and r["sink_ok"] and r["ok"]
     assert r["worker_exit_codes"] == [0]
     assert r["p50_ms"] is not None and r["p99_ms"] >= r["p50_ms"]
