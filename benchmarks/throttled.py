@@ -2,11 +2,10 @@
 
     sudo .venv/bin/python benchmarks/throttled.py --cpus 0.75 -- .venv/bin/letterhead bench --messages 20000 --json
 
-This VM's speed moves by 2x and more from hour to hour (docs/performance.md), and DESIGN.md's peers were measured
-on a machine about as slow as its slowest stretches (Postfix's smtp-source at 32 connections: ~12,400 msgs/s
-there, ~24,000-29,000 here in the fast state). A CPU quota makes such a machine on demand: the command, the sink
-and every worker it starts run in one cgroup limited to ``--cpus`` (CFS bandwidth, a 10 ms period so that the
-throttling is fine-grained). It is harsher than a slow CPU in one way: a process can be paused while it holds a
+This VM's speed moves by 2x and more from hour to hour (docs/performance.md); DESIGN.md's smtp-source figure
+(~12,400 msgs/s at 32 connections, against ~24,000-29,000 here in the fast state) is what it gives at 0.75 CPUs.
+A CPU quota makes such a slower machine on demand: the command, the sink and every worker it starts run in one
+cgroup limited to ``--cpus`` (CFS bandwidth, a 10 ms period so that the throttling is fine-grained). It is harsher than a slow CPU in one way: a process can be paused while it holds a
 lock (SQLite's writer lock), so figures under it are a lower bound.
 
 ``--calibrate`` prints what smtp-source (32 connections, ~4 KB, against smtp-sink) reaches under the quota, to
@@ -30,7 +29,7 @@ V2 = Path("/sys/fs/cgroup")
 
 
 def make_group(cpus: float) -> Path:
-    """A cgroup limited to ``cpus`` CPUs; returns the file to write a pid into."""
+    """A new cgroup limited to ``cpus`` CPUs (its directory)."""
     quota = int(cpus * PERIOD_US)
     name = f"letterhead-throttled-{os.getpid()}"
     if (V1 / "cpu.cfs_quota_us").exists():

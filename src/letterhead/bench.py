@@ -644,7 +644,7 @@ def _end_to_end(
             **({"postgres": round((db_cpu1 - db_cpu0) / n * 1e6, 1)} if db_cpu0 is not None and db_cpu1 else {}),
         },
         # Of "workers" above: their event-loop threads (SMTP, scheduling; the rest is the threads that claim,
-        # prepare and record). Well above what --transport-only costs means the threads wait on each other.
+        # prepare and record). --transport-only's CPU per message shows what the SMTP part alone costs.
         "worker_event_loop_cpu_us_per_msg": round(pool.loop_cpu_seconds() / n * 1e6, 1),
         # Wall-clock per stage over all pipelines: a large claim/record share means waiting for the write lock.
         "worker_stage_seconds": pool.stage_seconds(),
