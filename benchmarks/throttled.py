@@ -3,7 +3,8 @@
     sudo .venv/bin/python benchmarks/throttled.py --cpus 0.75 -- .venv/bin/letterhead bench --messages 20000 --json
 
 This VM's speed moves by 2x and more from hour to hour (docs/performance.md); DESIGN.md's smtp-source figure
-(~12,400 msgs/s at 32 connections, against ~24,000-29,000 here in the fast state) is what it gives at 0.75 CPUs.
+(~12,400 msgs/s at 32 connections, against ~24,000-29,000 here in the fast state) is what it gives at 0.75 to
+1.0 CPUs (smtp-source under a quota varies by ~25% from run to run).
 A CPU quota makes such a slower machine on demand: the command, the sink and every worker it starts run in one
 cgroup limited to ``--cpus`` (CFS bandwidth, a 10 ms period so that the throttling is fine-grained). It is harsher than a slow CPU in one way: a process can be paused while it holds a
 lock (SQLite's writer lock), so figures under it are a lower bound.
