@@ -24,13 +24,15 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from run_peers import install_nodemailer, nodemailer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: run_all's way of running the bench
+from run_all import run as run_bench  # type: ignore[import-not-found]  # (the path is set just above)
 
 from letterhead import bench
 from letterhead.bench import start_sink, versions
@@ -62,18 +64,6 @@ def write_small_contents(path: Path, count: int = 100) -> None:
     ]))
 
 
-def letterhead(messages: int, workers: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from letterhead.cli import main; main()", "bench", "--messages", str(messages),
-         "--workers", str(workers), "--json"],
-        capture_output=True, text=True,
-    )
-    if not out.stdout.strip():
-        raise RuntimeError(f"letterhead bench failed: {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=50_000, help="Letterhead's end-to-end messages per run")
@@ -95,7 +85,7 @@ def main() -> None:
         write_small_contents(small)
         with start_sink(None, workdir, "smtp-sink") as sink:
             for i in range(args.runs):
-                lh = letterhead(args.messages, args.workers)
+                lh = run_bench(["--messages", str(args.messages), "--workers", str(args.workers)])
                 raw = nodemailer(sink.port, args.peer_messages, args.connections, node_path)
                 composing = nodemailer(sink.port, args.peer_messages, args.connections, node_path,
                                        contents=str(contents))

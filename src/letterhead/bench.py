@@ -411,14 +411,11 @@ class Workers:
     def sample(self, t: float) -> None:
         total = 0.0
         for p in self.procs:
-            cpu = _cpu_seconds(p.pid)
-            if cpu is not None:
-                self.cpu_start.setdefault(p.pid, cpu)
-                self.cpu_last[p.pid] = cpu
-            loop = _cpu_seconds(p.pid, p.pid)
-            if loop is not None:
-                self.loop_start.setdefault(p.pid, loop)
-                self.loop_last[p.pid] = loop
+            for start, last, tid in ((self.cpu_start, self.cpu_last, None), (self.loop_start, self.loop_last, p.pid)):
+                cpu = _cpu_seconds(p.pid, tid)
+                if cpu is not None:
+                    start.setdefault(p.pid, cpu)
+                    last[p.pid] = cpu
             rss = _rss_mb(p.pid)
             if rss is not None:
                 total += rss

@@ -19,6 +19,48 @@ from letterhead.bench import DKIM_NOTE, SMTP_SINK, notification_items, percentil
 KEYS = {"msgs_per_sec", "p50_ms", "p99_ms", "peak_rss_mb", "sink", "messages", "mode", "versions", "cores"}
 
 
+def test_cpu_seconds_of_one_thread() -> None:
+    """``_cpu_seconds(pid, tid)`` reads one thread's CPU time: a thread that computes for ~0.2 s shows it, the
+    process (all its threads) at least as much, and an idle thread next to it almost none."""
+    import threading
+    import time
+
+    from letterhead.bench import _cpu_seconds
+
+    tids: dict[str, int] = {}
+    done = threading.Event()
+
+    def busy() -> None:
+        tids["busy"] = threading.get_native_id()
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        done.wait()
+
+    def idle() -> None:
+        tids["idle"] = threading.get_native_id()
+        done.wait()
+
+    threads = [threading.Thread(target=busy), threading.Thread(target=idle)]
+    for t in threads:
+        t.start()
+    give_up = time.monotonic() + 10  # a broken reading fails below instead of hanging here
+    while (len(tids) < 2 or (_cpu_seconds(os.getpid(), tids["busy"]) or 0.0) < 0.15) and time.monotonic() < give_up:
+        time.sleep(0.01)
+    try:
+        busy_s = _cpu_seconds(os.getpid(), tids["busy"])
+        idle_s = _cpu_seconds(os.getpid(), tids["idle"])
+        process_s = _cpu_seconds(os.getpid())
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert busy_s is not None and idle_s is not None and process_s is not None
+    assert 0.15 <= busy_s <= process_s
+    assert idle_s < 0.05
+    assert _cpu_seconds(os.getpid(), 1 << 30) is None  # no such thread
+
+
 def test_end_to_end_notifications_builtin_sink() -> None:
     r = run_bench(messages=300, tenants=3, sink="builtin")
     assert r.keys() >= KEYS
