@@ -161,6 +161,8 @@ class Tenant(Base):
     brand_color: Mapped[str | None] = mapped_column(String(16))
     logo_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by ``letterhead tenant suspend``: the API answers 403, the tenant's mail is held (not lost).
+    suspended_at: Mapped[datetime | None]
 
 
 class User(Base):
@@ -176,6 +178,8 @@ class User(Base):
     setup_token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     setup_token_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by ``letterhead user disable``: no sign-in, every session ended.
+    disabled_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):
@@ -191,6 +195,32 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in web session, kept on the server so that logout, a new password or ``user disable`` end it
+    (a copied cookie stops working). The cookie carries the nonce; only its sha256 is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class RateHit(Base):
+    """One counted event of a rate limit shared by every process (``letterhead.ratelimit``): a failed sign-in
+    per account or per address, an SMTP test per tenant. Rows older than the longest window are pruned."""
+
+    __tablename__ = "rate_hits"
+    __table_args__ = (Index("ix_rate_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
 
 
 #: The statuses a message can leave (the claimable ones): the condition of the partial index ix_messages_due.
