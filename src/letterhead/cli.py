@@ -13,6 +13,7 @@ from rich.console import Console
 
 from letterhead import shutdown
 from letterhead.errors import LetterheadError
+from letterhead.settings import require_platform_transport
 
 if TYPE_CHECKING:
     from letterhead.context import Context
@@ -69,6 +70,7 @@ def serve(
     _logging()
     try:
         ctx = _ctx()
+        require_platform_transport(ctx.settings)
     except LetterheadError as exc:
         raise _fail(exc) from None
     h, p = host or ctx.settings.host, port or ctx.settings.port
@@ -85,6 +87,7 @@ def worker() -> None:
     _logging()
     try:
         ctx = _ctx()
+        require_platform_transport(ctx.settings)
     except LetterheadError as exc:
         raise _fail(exc) from None
     run(run_worker(ctx))

@@ -21,6 +21,7 @@ from letterhead.collector import tune_collector
 from letterhead.context import Context
 from letterhead.delivery.worker import Worker
 from letterhead.devinbox import DevInbox
+from letterhead.settings import require_platform_transport
 
 log = logging.getLogger("letterhead")
 
@@ -86,6 +87,7 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True) -> None:
+    require_platform_transport(ctx.settings)
     child = os.environ.get(CHILD_ENV) == "1"
     if not child:
         migrate.upgrade(ctx.db.engine)
@@ -151,6 +153,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def run_worker(ctx: Context) -> None:
+    require_platform_transport(ctx.settings)
     stop = asyncio.Event()
     _install_signals(asyncio.get_running_loop(), stop)
     if ctx.db.is_sqlite:

@@ -192,6 +192,16 @@ def ensure_keys(settings: Settings) -> None:
         settings.encryption_keys = SecretStr(stored["encryption_key"])
 
 
+def require_platform_transport(settings: Settings) -> None:
+    """Refuse to run a production service on the development inbox: it captures every platform email
+    (verification and set-password links included) and would show it at /dev/inbox."""
+    if settings.env == "production" and settings.platform_transport.is_dev_inbox:
+        raise ConfigurationError(
+            "LETTERHEAD_ENV=production needs LETTERHEAD_PLATFORM_SMTP_URL (the platform's own SMTP server, e.g. "
+            "smtp+starttls://user:pass@smtp.example.com:587): the development inbox is for development only."
+        )
+
+
 def generate_keys() -> dict[str, str]:
     return {
         "secret_key": secrets.token_urlsafe(48),

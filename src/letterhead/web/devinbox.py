@@ -1,21 +1,30 @@
-"""Pages of the development inbox: /dev/inbox (HTML) and /dev/inbox.json."""
+"""Pages of the development inbox: /dev/inbox (HTML) and /dev/inbox.json.
+
+They are unauthenticated and show every captured platform email (verification and set-password links
+included), so with LETTERHEAD_ENV=production every /dev/* route is 404 whatever else is configured."""
 
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from letterhead.devinbox import DevInbox
 from letterhead.errors import NotFound
 
-router = APIRouter(include_in_schema=False)
+
+def _not_in_production(request: Request) -> None:
+    if request.app.state.ctx.settings.env == "production":
+        raise NotFound("Not found.")
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_not_in_production)])
 
 
 def _inbox(request: Request) -> DevInbox:
-    inbox: DevInbox | None = request.app.state.dev_inbox
+    inbox: DevInbox | None = getattr(request.app.state, "dev_inbox", None)
     if inbox is None:
         raise NotFound(
             "The development inbox is off: the platform transport is a real SMTP server "
