@@ -441,6 +441,43 @@ def user_reset(
     print(link)
 
 
+def _set_disabled(email: str, tenant: str | None, *, disabled: bool) -> None:
+    from letterhead import migrate
+    from letterhead.users import find_user, set_disabled
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        user = find_user(ctx, email=email, tenant_id=tenant)
+        _, ended = set_disabled(ctx, user_id=user.id, disabled=disabled)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    where = f"tenant {user.tenant_id}" if user.tenant_id else "platform admin"
+    if disabled:
+        out.print(f"disabled {user.email} ({where}): {ended} signed-in session(s) ended; sign-in refused "
+                  "until `letterhead user enable`.", highlight=False)
+    else:
+        out.print(f"enabled {user.email} ({where}): they can sign in again.", highlight=False)
+
+
+@user_app.command("disable")
+def user_disable(
+    email: Annotated[str, typer.Argument(help="The user's email address")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant of the user (needed when the email is in several)")] = None,
+) -> None:
+    """End every session of a user at once and refuse their sign-ins (undo with `letterhead user enable`)."""
+    _set_disabled(email, tenant, disabled=True)
+
+
+@user_app.command("enable")
+def user_enable(
+    email: Annotated[str, typer.Argument(help="The user's email address")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant of the user (needed when the email is in several)")] = None,
+) -> None:
+    """Let a disabled user sign in again (their old sessions stay ended)."""
+    _set_disabled(email, tenant, disabled=False)
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()

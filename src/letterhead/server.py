@@ -105,8 +105,10 @@ async def serve(ctx: Context, *, host: str, port: int, with_worker: bool = True)
     app = create_app(ctx, dev_inbox=inbox)
     # uvloop and httptools when installed (the `fast` extra; uvicorn's "auto"), no access log: a log line per
     # request costs more than a small request itself.
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; clientaddr.py decides instead,
+    # from LETTERHEAD_TRUSTED_PROXIES only.
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", access_log=False,
-                            http="auto", loop="auto")
+                            http="auto", loop="auto", proxy_headers=False)
     server = _Server(config)
     reuse_port = child or api_workers > 1
     sock = _listen(host, port, reuse_port=reuse_port)

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     #: Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
     encryption_keys: SecretStr | None = None
     dev_inbox_port: int = 0  # 0: any free port on loopback
+    #: Comma-separated addresses or networks (IPv4 and IPv6) of reverse proxies whose Forwarded /
+    #: X-Forwarded-For / X-Real-IP / X-Forwarded-Proto headers are believed; empty: none (clientaddr.py).
+    trusted_proxies: str = ""
     dns_nameservers: str | None = None
     allow_private_smtp_hosts: bool = False
     max_payload_bytes: int = 2_000_000
@@ -123,6 +126,17 @@ class Settings(BaseSettings):
     def _parse_plans(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        from letterhead.clientaddr import parse_networks
+
+        try:
+            parse_networks(value)
+        except ConfigurationError as exc:
+            raise ValueError(exc.detail) from None
         return value
 
     @cached_property

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from letterhead import sessions
 from letterhead.addresses import normalize_email
 from letterhead.context import Context
 from letterhead.errors import Conflict, InvalidInput, NotFound
@@ -127,7 +128,9 @@ def set_password(ctx: Context, *, token: str, password: str) -> User:
         row.password_hash = hash_password(password)
         row.setup_token_hash = None
         row.setup_token_expires_at = None
-        return row
+    # A new password ends every session that began before it (a thief's copy of a cookie included).
+    sessions.end_all(ctx, user_id=row.id)
+    return row
 
 
 def authenticate(ctx: Context, *, email: str, password: str) -> User | None:
@@ -138,7 +141,8 @@ def authenticate(ctx: Context, *, email: str, password: str) -> User | None:
         return None
     with ctx.db.session() as s:
         candidates = list(
-            s.scalars(select(User).where(User.email == email, User.password_hash.is_not(None)).order_by(User.id))
+            s.scalars(select(User).where(User.email == email, User.password_hash.is_not(None),
+                               User.disabled_at.is_(None)).order_by(User.id))
         )
     candidates.sort(key=lambda u: u.tenant_id is not None)
     if not candidates:
@@ -161,3 +165,34 @@ def can_edit(user: User) -> bool:
 
 def is_platform_admin(user: User) -> bool:
     return user.tenant_id is None and user.role == UserRole.PLATFORM_ADMIN.value
+
+
+def find_user(ctx: Context, *, email: str, tenant_id: str | None) -> User:
+    """The account with this email in ``tenant_id``; without a tenant, the only account with this email."""
+    email = normalize_email(email, field="email").lower()
+    with ctx.db.session() as s:
+        query = select(User).where(User.email == email)
+        if tenant_id is not None:
+            query = query.where(User.tenant_id == tenant_id)
+        found = list(s.scalars(query.order_by(User.id)))
+    if not found:
+        raise NotFound(f"No user {email}" + (f" in tenant '{tenant_id}'." if tenant_id else "."))
+    if len(found) > 1:
+        where = ", ".join(u.tenant_id or "(platform admin)" for u in found)
+        raise InvalidInput(f"{email} has accounts in several tenants ({where}): name one with --tenant.",
+                           errors=[{"field": "tenant", "message": "required"}])
+    return found[0]
+
+
+def set_disabled(ctx: Context, *, user_id: str, disabled: bool) -> tuple[User, int]:
+    """Disable (or enable) an account; disabling ends all its sessions at once. (user, sessions ended)."""
+    with ctx.db.session() as s:
+        row = s.get(User, user_id)
+        if row is None:
+            raise NotFound(f"No user {user_id}.")
+        if disabled and row.disabled_at is None:
+            row.disabled_at = utcnow()
+        elif not disabled:
+            row.disabled_at = None
+    ended = sessions.end_all(ctx, user_id=user_id) if disabled else 0
+    return row, ended

@@ -27,7 +27,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from letterhead import maillog, users
+from letterhead import maillog, sessions, users
+from letterhead.clientaddr import ClientAddress, parse_networks
 from letterhead.context import Context
 from letterhead.dns import DnsUnavailable
 from letterhead.errors import (
@@ -51,13 +52,16 @@ from letterhead.smtp.presets import PRESETS
 from letterhead.smtp.probe import STEPS
 from letterhead.web import charts
 from letterhead.web.auth import (
-    SignInLimiter,
+    SESSION_MAX_AGE,
     WebSession,
     client_ip,
     csrf_ok,
     csrf_token,
-    password_fingerprint,
     read_session,
+    signin_failed,
+    signin_retry_after,
+    signin_succeeded,
+    wait_minutes,
     write_session,
 )
 from letterhead.web.i18n import LANG_COOKIE, LANG_NAMES, LANGS, Translator, negotiate
@@ -202,7 +206,7 @@ class Web:
 
     def finish(self, response: R) -> R:
         if self.fresh:
-            write_session(self.ctx, response, self.session)
+            write_session(self.ctx, self.request, response, self.session)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -229,11 +233,9 @@ def get_web(request: Request) -> Web:
     session = read_session(ctx, request)
     user: User | None = None
     if session is not None and session.user_id:
-        found = users.get_user(ctx, session.user_id)
-        # A new password (or a deleted user) ends the sessions that began before it.
-        if found is not None and found.password_hash and password_fingerprint(found.password_hash) == session.pw:
-            user = found
-        else:
+        # Logout, a new password, a disabled or deleted user end the session on the server (sessions.py).
+        user = sessions.signed_in_user(ctx, nonce=session.nonce, user_id=session.user_id)
+        if user is None:
             session = None
     fresh = session is None
     return Web(request, ctx, t, session or WebSession.anonymous(), fresh, user)
@@ -322,14 +324,26 @@ async def _redirect(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Mount the UI on ``app`` (called by ``letterhead.api.app.create_app``)."""
-    app.state.signin_limiter = SignInLimiter()
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(Redirect, _redirect)
+    # Outermost (added last): every route, the API's included, sees the client address trusted proxies name.
+    ctx: Context = app.state.ctx
+    app.add_middleware(ClientAddress, networks=parse_networks(ctx.settings.trusted_proxies))
 
 
 # --- sign-in ----------------------------------------------------------------------------------------------------
+
+
+async def _begin_session(web: Web, user_id: str) -> None:
+    """A new signed-in session (a new nonce: no fixation), stored on the server so that it can be ended."""
+    if web.user is not None:  # signing in over a live session replaces it
+        await run_in_threadpool(sessions.end, web.ctx, nonce=web.session.nonce)
+    web.session = WebSession.for_user(user_id)
+    web.fresh = True
+    await run_in_threadpool(sessions.begin, web.ctx, nonce=web.session.nonce, user_id=user_id,
+                            max_age=SESSION_MAX_AGE)
 
 
 @router.get("/")
@@ -361,27 +375,27 @@ async def login(web: WebDep) -> Response:
     email = str(form.get("email") or "").strip()[:254]
     password = str(form.get("password") or "")
     nxt = safe_next(form.get("next")) or ""
-    limiter: SignInLimiter = web.request.app.state.signin_limiter
     ip = client_ip(web.request)
-    wait = limiter.retry_after(email, ip)
-    if wait is not None:
+    wait = await run_in_threadpool(signin_retry_after, web.ctx, email=email, address=ip)
+    if wait is not None:  # checked before the password, so that the right one is refused too while locked
         response = web.render("login.html", status=429, next=nxt, email=email,
-                              error=web.t("login.rate_limited", wait=web.t.wait(wait)), notice=None)
+                              error=web.t("login.rate_limited", minutes=wait_minutes(wait)), notice=None)
         response.headers["Retry-After"] = str(wait)
         return response
     user = await run_in_threadpool(users.authenticate, web.ctx, email=email, password=password)
     if user is None:
-        limiter.failed(email, ip)
+        await run_in_threadpool(signin_failed, web.ctx, email=email, address=ip)
         return web.render("login.html", status=401, next=nxt, email=email, error=web.t("login.failed"), notice=None)
-    limiter.succeeded(email, ip)
-    web.session = WebSession.for_user(user.id, user.password_hash)
-    web.fresh = True
+    await run_in_threadpool(signin_succeeded, web.ctx, email=email)
+    await _begin_session(web, user.id)
     return web.redirect(nxt or _home(user))
 
 
 @router.post("/logout")
 async def logout(web: WebDep) -> Response:
     await web.form()
+    if web.user is not None:
+        await run_in_threadpool(sessions.end, web.ctx, nonce=web.session.nonce)
     web.session = WebSession.anonymous()
     web.fresh = True
     return web.redirect("/login?out=1")
@@ -410,8 +424,7 @@ async def set_password(token: str, web: WebDep) -> Response:
         return web.render("set_password.html", status=422, email=user.email, error=web.t("setpw.rules"))
     except NotFound:
         return web.render("error.html", status=404, title=web.t("setpw.title"), message=web.t("setpw.invalid"))
-    web.session = WebSession.for_user(updated.id, updated.password_hash)
-    web.fresh = True
+    await _begin_session(web, updated.id)
     return web.redirect(_home(updated))
 
 

@@ -1,28 +1,30 @@
 """Web sessions, CSRF tokens and sign-in rate limiting.
 
-- The session is a signed cookie (``ctx.signer``, purpose ``web-session``) holding a random nonce, the user id and
-  a fingerprint of the user's password hash, so that setting a new password signs out every other session. It is
-  HttpOnly, SameSite=Lax, Secure when the public URL is https, and expires after ``SESSION_MAX_AGE`` (the
-  signature carries the time, so an old cookie is refused even when a browser keeps it).
-- Visitors who have not signed in get the same cookie without a user, so that the sign-in form has a CSRF token
-  too. Signing in issues a new nonce (no session fixation).
+- The session cookie is signed (``ctx.signer``, purpose ``web-session``) and holds a random nonce; once signed in
+  also the user id. A signed-in session lives on the server too (``letterhead.sessions``, table
+  ``web_sessions``: the nonce's sha256, expiry, end), checked on every request, so logout, a new password or
+  ``letterhead user disable`` end it and a copied cookie stops working. The cookie is HttpOnly, SameSite=Lax,
+  Secure when the request came over https (directly, or through a trusted proxy: ``clientaddr.py``) or the
+  public URL is https, and expires after ``SESSION_MAX_AGE``.
+- Visitors who have not signed in get the same cookie without a user (nothing stored), so that the sign-in form
+  has a CSRF token too. Signing in issues a new nonce (no session fixation).
 - A CSRF token is the nonce signed under another purpose: valid only with the cookie of the same session.
-- Sign-in failures are counted per email+IP and per IP in this process's memory (a restart forgets them; with
-  several API processes each counts its own, which still bounds guessing to a small multiple of the limit).
+- Failed sign-ins are counted in the database (``letterhead.ratelimit``), so the limits hold across API processes
+  and restarts: per account (the email, from any address: many addresses cannot share the guessing) and per
+  client address (one address cannot guess many accounts). While either is exhausted every sign-in is refused,
+  the right password included.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from letterhead import ratelimit
 from letterhead.context import Context
 
 SESSION_COOKIE = "lh_session"
@@ -31,28 +33,28 @@ CSRF_PURPOSE = "web-csrf"
 SESSION_MAX_AGE = 12 * 3600
 CSRF_MAX_AGE = SESSION_MAX_AGE
 
+#: Failed sign-ins allowed per account (any address) and per client address (any account) in 15 minutes: an
+#: online guesser gets 480 tries a day per account, a person who mistyped a few times waits at most 15 minutes.
+SIGNIN_PER_ACCOUNT = ratelimit.Limit(limit=5, window=15 * 60)
+SIGNIN_PER_ADDRESS = ratelimit.Limit(limit=20, window=15 * 60)
+
 
 @dataclass(frozen=True)
 class WebSession:
     nonce: str
     user_id: str | None = None
-    #: Fingerprint of the user's password hash when the session began.
-    pw: str | None = None
 
     @classmethod
     def anonymous(cls) -> WebSession:
         return cls(nonce=secrets.token_urlsafe(18))
 
     @classmethod
-    def for_user(cls, user_id: str, password_hash: str | None) -> WebSession:
-        return cls(nonce=secrets.token_urlsafe(18), user_id=user_id, pw=password_fingerprint(password_hash))
-
-
-def password_fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+    def for_user(cls, user_id: str) -> WebSession:
+        return cls(nonce=secrets.token_urlsafe(18), user_id=user_id)
 
 
 def read_session(ctx: Context, request: Request) -> WebSession | None:
+    """The cookie's session as signed (whether a signed-in one is still live is ``sessions.signed_in_user``)."""
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw or len(raw) > 4096:
         return None
@@ -60,23 +62,22 @@ def read_session(ctx: Context, request: Request) -> WebSession | None:
     if not isinstance(payload, dict) or not isinstance(payload.get("n"), str):
         return None
     user_id = payload.get("u")
-    pw = payload.get("p")
-    return WebSession(
-        nonce=payload["n"],
-        user_id=user_id if isinstance(user_id, str) else None,
-        pw=pw if isinstance(pw, str) else None,
-    )
+    return WebSession(nonce=payload["n"], user_id=user_id if isinstance(user_id, str) else None)
 
 
-def write_session(ctx: Context, response: Response, session: WebSession) -> None:
-    value = ctx.signer.sign(SESSION_PURPOSE, {"n": session.nonce, "u": session.user_id, "p": session.pw})
+def is_https(ctx: Context, request: Request) -> bool:
+    return request.url.scheme == "https" or ctx.settings.public_url.startswith("https://")
+
+
+def write_session(ctx: Context, request: Request, response: Response, session: WebSession) -> None:
+    value = ctx.signer.sign(SESSION_PURPOSE, {"n": session.nonce, "u": session.user_id})
     response.set_cookie(
         SESSION_COOKIE,
         value,
         max_age=SESSION_MAX_AGE,
         httponly=True,
         samesite="lax",
-        secure=ctx.settings.public_url.startswith("https://"),
+        secure=is_https(ctx, request),
         path="/",
     )
 
@@ -91,45 +92,38 @@ def csrf_ok(ctx: Context, session: WebSession | None, token: object) -> bool:
     return ctx.signer.unsign(CSRF_PURPOSE, token, max_age=CSRF_MAX_AGE) == session.nonce
 
 
-class SignInLimiter:
-    """At most ``per_account`` failures per email+IP and ``per_ip`` failures per IP within ``window`` seconds."""
+def _account_key(email: str) -> str:
+    return "signin-account:" + email.strip().lower()
 
-    def __init__(self, *, per_account: int = 5, per_ip: int = 50, window: float = 300.0) -> None:
-        self.per_account = per_account
-        self.per_ip = per_ip
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
+def _address_key(address: str) -> str:
+    return "signin-ip:" + address
 
-    def retry_after(self, email: str, ip: str) -> int | None:
-        """Seconds to wait before another try, or None when a try is allowed now."""
-        now = time.monotonic()
-        waits = []
-        with self._lock:
-            for key, limit in ((f"a:{email.lower()}|{ip}", self.per_account), (f"i:{ip}", self.per_ip)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    waits.append(int(q[0] + self.window - now) + 1)
-        return max(waits) if waits else None
 
-    def failed(self, email: str, ip: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > 100_000:
-                self._failures.clear()
-            for key in (f"a:{email.lower()}|{ip}", f"i:{ip}"):
-                self._recent(key, now).append(now)
+def signin_retry_after(ctx: Context, *, email: str, address: str) -> int | None:
+    """Seconds until a sign-in may be tried for this account from this address, or None when it may now."""
+    waits = [
+        w for w in (
+            ratelimit.retry_after(ctx.db, _account_key(email), SIGNIN_PER_ACCOUNT),
+            ratelimit.retry_after(ctx.db, _address_key(address), SIGNIN_PER_ADDRESS),
+        ) if w is not None
+    ]
+    return max(waits) if waits else None
 
-    def succeeded(self, email: str, ip: str) -> None:
-        with self._lock:
-            self._failures.pop(f"a:{email.lower()}|{ip}", None)
+
+def signin_failed(ctx: Context, *, email: str, address: str) -> None:
+    ratelimit.hit(ctx.db, _account_key(email), _address_key(address))
+
+
+def signin_succeeded(ctx: Context, *, email: str) -> None:
+    """The account's count starts over (its owner knows the password); the address's count stays."""
+    ratelimit.clear(ctx.db, _account_key(email))
+
+
+def wait_minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))
 
 
 def client_ip(request: Request) -> str:
+    """The client's address (``clientaddr.ClientAddress`` has applied trusted proxies' headers already)."""
     return request.client.host if request.client else "unknown"

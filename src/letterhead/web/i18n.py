@@ -48,16 +48,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "login.password": ("Password", "パスワード"),
     "login.submit": ("Sign in", "ログイン"),
     "login.failed": (
-        "The email address or password is not correct. Check both and try again; if you have not set a password "
-        "yet, open the set-password link you were given.",
-        "メールアドレスまたはパスワードが正しくありません。両方を確認してもう一度お試しください。パスワードをまだ設定していない場合は、"
-        "受け取ったパスワード設定リンクを開いてください。",
+        "The email address or password is not correct, or the account is disabled. Check both and try again; if "
+        "you have not set a password yet, open the set-password link you were given; if your account was "
+        "disabled, ask an admin.",
+        "メールアドレスまたはパスワードが正しくありません（またはアカウントが無効です）。両方を確認してもう一度お試しください。"
+        "パスワードをまだ設定していない場合は、受け取ったパスワード設定リンクを開いてください。アカウントが無効にされた場合は、"
+        "管理者にお問い合わせください。",
     ),
     "login.rate_limited": (
-        "Too many failed sign-ins for this email address. Wait {wait} and try again; if you forgot the password, "
-        "ask an admin for a new set-password link.",
-        "ログインの失敗が多すぎます。{wait}後にもう一度お試しください。パスワードを忘れた場合は、管理者に新しいパスワード設定リンクを"
-        "依頼してください。",
+        "Too many failed sign-ins: too many attempts, try again in {minutes} min. If you forgot the password, ask "
+        "an admin for a new set-password link.",
+        "ログインの失敗が多すぎます。試行回数が多すぎるため、{minutes} 分後にもう一度お試しください。パスワードを忘れた場合は、"
+        "管理者に新しいパスワード設定リンクを依頼してください。",
     ),
     "login.no_account": (
         "No account yet? The operator creates one with “letterhead user create” and gives you a one-time link to "
