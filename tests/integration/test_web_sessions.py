@@ -150,3 +150,12 @@ def test_user_disable_ends_sessions_and_sign_ins(ctx: Context, app_client: TestC
     assert run.returncode == 0 and "enabled owner@acme.example" in run.stdout
     assert sign_in(app_client, "owner@acme.example").status_code == 303
 
+
+
+def test_session_cookie_is_secure_over_https_behind_a_trusted_proxy(ctx: Context, acme: str) -> None:
+    with client_at(ctx, PROXY) as proxied:
+        r = proxied.get("/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.8"})
+        assert "Secure" in r.headers["set-cookie"]
+        assert "Secure" not in proxied.get("/login").headers["set-cookie"]
+    with client_at(ctx, "203.0.113.9") as direct:  # an untrusted peer cannot claim https
+        assert "Secure" not in direct.get("/login", headers={"X-Forwarded-Proto": "https"}).headers["set-cookie"]
