@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
+from letterhead.errors import StorageFull, Unavailable
 from letterhead.settings import Settings
 
 
@@ -139,6 +142,74 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# --- database outages as errors ---------------------------------------------------------------------------------
+
+#: Seconds a client is told to wait (Retry-After): a restart or failover takes seconds; freeing disk space, longer.
+RETRY_UNAVAILABLE_SECONDS = 10
+RETRY_FULL_SECONDS = 60
+
+#: SQLite primary result codes that mean "the database cannot be used right now", not "this statement is wrong".
+_SQLITE_TRANSIENT = {
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+}
+#: PostgreSQL SQLSTATE classes/codes of the same kind: 08 connection exception, 53 insufficient resources
+#: (53100 disk full, 53300 too many connections), 57P0x shutdown/restart, 58 system errors (I/O), 40001/40P01
+#: serialization failure/deadlock, 55P03 lock timeout.
+_PG_TRANSIENT_CLASSES = ("08", "53", "58")
+_PG_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "55P03"}
+_PG_DISK_FULL = "53100"
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The database outage ``exc`` stands for, or None when it is not one (a bug: a constraint, bad SQL).
+
+    The one place where driver exceptions (SQLAlchemy's wrappers, and raw ``sqlite3``/``psycopg`` errors, which
+    surface unwrapped from connection events such as ``_begin_immediate``) are told apart by what they mean
+    for a caller: try again later, or not at all."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return _down()
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:  # SQLAlchemy saw a disconnect
+        return _down()
+    orig: BaseException = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary == sqlite3.SQLITE_FULL:
+            return _full()
+        return _down() if primary in _SQLITE_TRANSIENT else None
+    if type(orig).__module__.split(".")[0] == "psycopg":
+        state = getattr(orig, "sqlstate", None)
+        if state == _PG_DISK_FULL:
+            return _full()
+        if state is None:  # no server reply: refused, dropped, closed
+            return _down() if type(orig).__name__ in ("OperationalError", "InterfaceError") else None
+        return _down() if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_CODES else None
+    return None
+
+
+def _down() -> Unavailable:
+    return Unavailable(
+        "The database cannot be reached right now, so the request was not carried out and nothing was changed. "
+        f"Send it again in {RETRY_UNAVAILABLE_SECONDS} seconds: Letterhead reconnects by itself.",
+        retry_after=RETRY_UNAVAILABLE_SECONDS,
+    )
+
+
+def _full() -> StorageFull:
+    return StorageFull(
+        "The database's disk is full, so the request was not carried out and nothing was stored. Send it again "
+        "later; the operator needs to free disk space (docs/deployment.md, 'Disk space').",
+        retry_after=RETRY_FULL_SECONDS,
+    )
+
+
+#: Exceptions that may stand for a database outage (see ``unavailable``); the HTTP edge catches these.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError, sa_exc.TimeoutError, sqlite3.Error, psycopg.Error,
+)
 
 
 # --- executemany without per-row SQLAlchemy work ---------------------------------------------------------------

@@ -100,3 +100,24 @@ class TemplateError(InvalidInput):
     def __init__(self, detail: str, *, line: int | None = None, field: str | None = None) -> None:
         super().__init__(detail, errors=[{"field": field or "template", "line": line, "message": detail}])
         self.line = line
+
+
+class Unavailable(LetterheadError):
+    """The database cannot be reached (stopped, restarting, out of connections): nothing was stored; the same
+    request succeeds once it is back. ``retry_after`` is in seconds."""
+
+    code = "database-unavailable"
+    status = 503
+    title = "Service temporarily unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
+class StorageFull(Unavailable):
+    """The database's disk is full. 503 rather than 507: clients' retry policies retry 503 (with Retry-After),
+    and the request does succeed unchanged once space is freed."""
+
+    code = "storage-full"
+    title = "Storage full"

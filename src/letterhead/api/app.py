@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from letterhead import __version__
@@ -83,6 +84,15 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
+        """Liveness: the process answers. Says nothing about the database, so that a supervisor does not restart
+        a healthy process while the database is down (it recovers by itself); see /readyz."""
         return {"ok": True, "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> dict[str, Any]:
+        """Readiness: the database answers (503 problem+json with Retry-After when not), for load balancers."""
+        with ctx.db.reading() as s:
+            s.execute(text("SELECT 1"))
+        return {"ok": True, "version": __version__, "database": "ok"}
 
     return app

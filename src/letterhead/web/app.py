@@ -39,6 +39,8 @@ from letterhead.errors import (
     NotFound,
     PlanRequired,
     RateLimited,
+    StorageFull,
+    Unavailable,
 )
 from letterhead.models import MessageKind, MessageStatus, SenderMode, SmtpStatus, Tenant, User
 from letterhead.notifications import service as notification_service
@@ -317,6 +319,19 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     return web.render("error.html", status=exc.status, title=web.t(exc.title), message=message)
 
 
+async def _unavailable_page(request: Request, exc: Unavailable) -> Response:
+    """The database is down: the page is built without it (no session or user lookup), for nobody in particular."""
+    ctx: Context = request.app.state.ctx
+    web = Web(request, ctx, Translator(pick_lang(request)), WebSession.anonymous(), False, None)
+    message = web.t("error.storage_full" if isinstance(exc, StorageFull) else "error.unavailable")
+    if wants_json(request):
+        response: Response = web.finish(JSONResponse({"ok": False, "error": message}, status_code=exc.status))
+    else:
+        response = web.render("error.html", status=exc.status, title=web.t("error.unavailable_title"), message=message)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def _redirect(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Redirect)
     return RedirectResponse(exc.location, status_code=303)
@@ -328,6 +343,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(Redirect, _redirect)
+    app.state.unavailable_page = _unavailable_page  # used by letterhead.api.problems.database_error
     # Outermost (added last): every route, the API's included, sees the client address trusted proxies name.
     ctx: Context = app.state.ctx
     app.add_middleware(ClientAddress, networks=parse_networks(ctx.settings.trusted_proxies))

@@ -125,6 +125,19 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "すべてのテナントの一覧はプラットフォーム管理者のみが表示できます。トップページから自分のテナントを開いてください。",
     ),
     "error.home": ("Go to the start page", "トップページへ"),
+    "error.unavailable_title": ("Temporarily unavailable", "一時的にご利用いただけません"),
+    "error.unavailable": (
+        "The service cannot reach its database right now, so nothing was changed. Try again in a minute; it "
+        "recovers by itself. If this page stays for longer, tell the operator.",
+        "サービスがデータベースに接続できないため、何も変更されていません。1 分ほど待ってからもう一度お試しください（自動的に"
+        "復旧します）。長く続く場合は運営者にお知らせください。",
+    ),
+    "error.storage_full": (
+        "The service's disk is full, so nothing was saved. Try again in a few minutes; if it keeps happening, tell "
+        "the operator (the server needs more free disk space).",
+        "サーバーのディスクがいっぱいのため、何も保存されていません。数分待ってからもう一度お試しください。繰り返し発生する"
+        "場合は運営者にお知らせください（サーバーの空き容量が必要です）。",
+    ),
     "error.server": (
         "An unexpected error happened and nothing was changed. Try again in a moment; if it keeps happening, send "
         "the time and page address to the operator.",
