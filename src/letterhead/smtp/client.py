@@ -37,6 +37,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import cast
 
+from letterhead.smtp import hosts
 from letterhead.smtp.reply import ErrorKind, Reply
 
 __all__ = [
@@ -407,18 +408,8 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 
 def is_private_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Addresses a tenant-supplied host must not reach (SSRF guard): anything not globally routable."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local  # includes 169.254.169.254, the cloud metadata service
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
+    """Addresses a tenant-supplied host must not reach (SSRF guard): see ``letterhead.smtp.hosts``."""
+    return not hosts.is_public(ip)
 
 
 _WRONG_VERSION_MARKERS = (
