@@ -28,6 +28,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "data_dir": tmp_path / "data",
         "database_url": database_url,
         "allow_private_smtp_hosts": True,
+        "smtp_allowed_ports": "*",  # the test SMTP servers listen on random ports
         "smtp_timeout_seconds": 5.0,
         "retry_base_seconds": 30.0,
     }

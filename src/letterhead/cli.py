@@ -366,7 +366,8 @@ def smtp_test(
             smtp_service.SmtpSettings(
                 host=host or "", port=int(port or 0), security=security or "", username=username,
                 password=password, from_email=from_ or "", from_name=from_name, preset=preset,
-            )
+            ),
+            app=app_settings,
         )
         from letterhead.addresses import normalize_email
 

@@ -78,6 +78,9 @@ def make_engine(
 ) -> Engine:
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
+    # A failed statement's exception (and so any log line or error page built from it) must not carry the
+    # values: they can be password ciphertexts, tokens or a tenant's mail.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_SECONDS}, **kwargs)
 

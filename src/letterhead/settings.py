@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from letterhead.errors import ConfigurationError
+from letterhead.smtp.hosts import parse_ports
 
 DEV_INBOX = "devinbox"
 
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     dns_nameservers: str | None = None
     allow_private_smtp_hosts: bool = False
+    #: Ports a tenant's SMTP settings may use (comma-separated, or ``*`` for any): a test is a connection Letterhead
+    #: makes on the tenant's behalf, and should not probe arbitrary services.
+    smtp_allowed_ports: str = "25,465,587,2525"
     max_payload_bytes: int = 2_000_000
     max_recipients: int = 50
     message_lifetime_seconds: int = 3 * 24 * 3600
@@ -138,6 +142,17 @@ class Settings(BaseSettings):
         except ConfigurationError as exc:
             raise ValueError(exc.detail) from None
         return value
+
+    @field_validator("smtp_allowed_ports")
+    @classmethod
+    def _check_ports(cls, value: str) -> str:
+        parse_ports(value)  # ValueError names the bad entry
+        return value
+
+    @property
+    def allowed_smtp_ports(self) -> frozenset[int] | None:
+        """The ports of ``smtp_allowed_ports``; None: any."""
+        return parse_ports(self.smtp_allowed_ports)
 
     @cached_property
     def platform_transport(self) -> PlatformTransport:

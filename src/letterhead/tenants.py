@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,6 +29,26 @@ def validate_slug(slug: str) -> str:
     return slug
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(value: object, *, field: str = "timezone") -> str:
+    """An IANA time zone name (``Asia/Tokyo``), as the system's tz database knows it. Only names from its list
+    are taken, so no path (``../etc``) ever reaches ``ZoneInfo``."""
+    if not isinstance(value, str) or value not in _zones():
+        raise InvalidInput(
+            f"{value!r} is not a time zone: use an IANA name such as Asia/Tokyo or Europe/London.",
+            errors=[{"field": field, "message": "an IANA time zone name such as Asia/Tokyo"}],
+        )
+    return value
+
+
+#: Profile fields that always have a value: null is refused rather than stored (or failing in the database).
+_REQUIRED = frozenset({"name", "plan", "locale", "timezone"})
+
+
 def create_tenant(
     ctx: Context,
     *,
@@ -46,6 +68,7 @@ def create_tenant(
         raise InvalidInput(
             "locale must be 'ja' or 'en'.", errors=[{"field": "locale", "message": "unsupported locale"}]
         )
+    check_timezone(timezone)
     contact = normalize_email(contact_email, field="contact_email") if contact_email else None
     with ctx.db.session() as s:
         if s.get(Tenant, tenant_id) is not None:
@@ -101,10 +124,18 @@ def update_tenant(ctx: Context, *, tenant_id: str, changes: dict[str, object], m
             "These fields cannot be changed here: " + ", ".join(sorted(unknown)),
             errors=[{"field": f, "message": "not changeable with this key"} for f in sorted(unknown)],
         )
+    nulls = sorted(f for f in _REQUIRED & set(changes) if changes[f] is None)
+    if nulls:
+        raise InvalidInput(
+            "These fields cannot be null: " + ", ".join(nulls) + " (leave a field out to keep its value).",
+            errors=[{"field": f, "message": "cannot be null"} for f in nulls],
+        )
     with ctx.db.session() as s:
         tenant = get_tenant(s, tenant_id)
         for field, value in changes.items():
-            if field == "name":
+            if field == "timezone":
+                check_timezone(value)
+            elif field == "name":
                 value = check_header_text(str(value or ""), field="name")
                 if not value:
                     raise InvalidInput("A tenant needs a name.", errors=[{"field": "name", "message": "required"}])

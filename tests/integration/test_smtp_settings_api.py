@@ -191,11 +191,13 @@ def test_private_hosts_are_refused_unless_allowed(
     ctx: Context, app_client: TestClient, acme_key: str, smtp_server: SmtpServer
 ) -> None:
     ctx.settings.allow_private_smtp_hosts = False
-    result = smtp_test(app_client, acme_key, fields(smtp_server, username=None, password=None))
-    assert result["ok"] is False
-    assert result["category"] == "connection_failed"
-    assert "LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS" in result["remedy"]["en"] or "private" in result["remedy"]["en"]
+    body = fields(smtp_server, username=None, password=None) | {"to": "owner@example.jp"}
+    r = app_client.post("/v1/tenants/acme/smtp/test", json=body, headers=auth(acme_key))
+    assert r.status_code == 422  # refused before connecting (tests/integration/test_smtp_test_guard.py)
+    assert "127.0.0.1 is the loopback address" in r.json()["detail"]
     assert smtp_server.connections == 0
+    ctx.settings.allow_private_smtp_hosts = True
+    assert smtp_test(app_client, acme_key, body)["ok"] is True
 
 
 def _activate(client: TestClient, key: str, body: dict[str, Any]) -> None:
@@ -499,7 +501,7 @@ def test_cli_smtp_test_exit_codes(smtpd_factory: Callable[..., SmtpServer]) -> N
     base = [sys.executable, "-c", "from letterhead.cli import main; main()", "smtp", "test", "--host", "127.0.0.1",
             "--port", str(server.port), "--security", "none", "--username", "u@example.jp", "--password-stdin",
             "--from", "u@example.jp", "--to", "x@example.jp"]
-    env = {"LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS": "1", "PATH": "/usr/bin:/bin"}
+    env = {"LETTERHEAD_ALLOW_PRIVATE_SMTP_HOSTS": "1", "LETTERHEAD_SMTP_ALLOWED_PORTS": "*", "PATH": "/usr/bin:/bin"}
     ok = subprocess.run([*base, "--json"], input="pw\n", capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True

@@ -23,6 +23,7 @@ builds a matching client ``Endpoint``: ``server.endpoint(username=..., password=
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
 import threading
@@ -80,6 +81,8 @@ class _Script:
     auth: dict[str, str] | None = None  # accepted user -> password
     auth_reply: str = "535 5.7.8 Authentication credentials invalid"
     data_delay: float = 0.0  # seconds before the end-of-data reply (keeps connections busy, to overlap them)
+    #: A refused AUTH echoes the submitted credentials: the password and the base64 of what PLAIN/LOGIN sent.
+    echo_credentials: bool = False
 
 
 class _Handler:
@@ -145,6 +148,11 @@ class _Handler:
         users = self.script.auth or {}
         if "auth" not in self.script.replies and users.get(login) == password:
             return AuthResult(success=True, auth_data=data)
+        if self.script.echo_credentials:
+            plain = base64.b64encode(b"\0" + data.login + b"\0" + data.password).decode()
+            login_b64 = base64.b64encode(data.password).decode()
+            message = f"535 5.7.8 Authentication failed for {login}:{password} (PLAIN {plain}, LOGIN {login_b64})"
+            return AuthResult(success=False, handled=False, message=message)
         return AuthResult(
             success=False, handled=False, message=self.script.replies.get("auth") or self.script.auth_reply
         )

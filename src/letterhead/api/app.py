@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from letterhead import __version__
 from letterhead.api import emails, messages, notifications, problems, smtp, tenants
@@ -16,33 +17,79 @@ from letterhead.context import Context
 from letterhead.devinbox import DevInbox
 
 
-class BodyLimit:
-    """Refuse bodies over the configured limit before they are read (413, problem+json).
+def _too_large(detail: str) -> Response:
+    response = problems.problem(413, "Payload too large", detail, "payload-too-large")
+    # The rest of the body is not read: closing is the only way to stop a client from uploading it.
+    response.headers["Connection"] = "close"
+    return response
 
-    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request through an extra task and
-    memory streams, a large share of a small request's cost."""
+
+class BodyLimit:
+    """Refuse bodies over the configured limit (413, problem+json) before the app sees them.
+
+    With ``Content-Length`` the claim is checked up front (the server then delivers exactly that many bytes).
+    A chunked body has no length: it is read here, counting as it arrives, and 413 goes out the moment the
+    limit is passed; under it, the app (the fast notification path included) is handed the body as read.
+    Either way no authentication or other work starts for an oversized body and at most ``limit`` bytes are
+    held. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request through an extra task
+    and memory streams, a large share of a small request's cost."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    length = value.decode("latin-1")
-                    if length.isdigit() and int(length) > self.limit:
-                        response = problems.problem(
-                            413,
-                            "Payload too large",
-                            f"The request body is {length} bytes; the limit is {self.limit} "
-                            "(LETTERHEAD_MAX_PAYLOAD_BYTES).",
-                            "payload-too-large",
-                        )
-                        await response(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value.decode("latin-1")
+                if length.isdigit() and int(length) > self.limit:
+                    await _too_large(
+                        f"The request body is {length} bytes; the limit is {self.limit} (LETTERHEAD_MAX_PAYLOAD_BYTES)."
+                    )(scope, receive, send)
+                    return
+                await self.app(scope, receive, send)
+                return
+            if name == b"transfer-encoding":
+                chunked = True
+        if not chunked:  # no body at all
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                chunks.clear()
+                await _too_large(
+                    f"The request body is more than {self.limit} bytes (LETTERHEAD_MAX_PAYLOAD_BYTES)."
+                )(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` giving ``body`` first, then whatever the server says next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from letterhead.addresses import normalize_email
+from letterhead.addresses import check_header_text, normalize_email
 from letterhead.context import Context
 from letterhead.delivery.queue import Accepted, NewMessage, enqueue_many
 from letterhead.errors import InvalidInput, NotFound
@@ -87,6 +87,8 @@ def _prepare(item: NotificationIn, tenant_id: str, tenant_locale: str) -> NewMes
     to_locale = None
     if type(to) is dict or isinstance(to, Mapping):  # the exact type first: an ABC check costs ~1 µs under load
         address = str(to.get("email") or "")
+        if to.get("name") is not None:  # not put in a header, but a CR/LF in it is an injection attempt: refuse
+            check_header_text(str(to["name"]), field="to.name")
         if to.get("locale") is not None:
             to_locale = _locale(to["locale"], "to.locale")
     else:

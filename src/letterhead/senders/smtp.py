@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from letterhead import ratelimit
 from letterhead.addresses import check_header_text, normalize_email
 from letterhead.context import Context
 from letterhead.delivery import route_leases
-from letterhead.errors import Conflict, InvalidInput, NotFound
+from letterhead.errors import Conflict, InvalidInput, NotFound, RateLimited
 from letterhead.maillog import iso
 from letterhead.models import (
     Attempt,
@@ -38,6 +39,7 @@ from letterhead.models import (
 from letterhead.notifications.compose import compose
 from letterhead.plans import Feature
 from letterhead.settings import Settings
+from letterhead.smtp import hosts
 from letterhead.smtp.client import Endpoint, Envelope, Security
 from letterhead.smtp.diagnose import Category, Diagnosis, Remedy, diagnose, gmail_from_warning
 from letterhead.smtp.presets import get_preset
@@ -50,6 +52,8 @@ AUTH_CATEGORIES = frozenset(
     {Category.AUTH_FAILED, Category.APP_PASSWORD_REQUIRED, Category.AUTH_METHOD_DISABLED, Category.ACCOUNT_SUSPENDED}
 )
 QUOTA_CATEGORIES = frozenset({Category.QUOTA_EXCEEDED, Category.RATE_LIMITED})
+#: Each test is a connection made on the tenant's behalf: a handful a minute is plenty for fixing settings.
+TEST_LIMIT = ratelimit.Limit(10, 60.0)
 
 
 @dataclass(frozen=True)
@@ -71,14 +75,45 @@ class SmtpSettings:
     fallback_to_default: bool = False
 
 
-def validate(raw: SmtpSettings) -> SmtpSettings:
+def _target_errors(app: Settings, host: str, port: int) -> list[dict[str, Any]]:
+    """Refusals of where a test or saved settings would connect: a host that is (or resolves only to) a
+    private, loopback or otherwise non-public address, and ports the operator did not allow. Not a scanner:
+    the connection is made by Letterhead, from inside the platform's network."""
+    errors: list[dict[str, Any]] = []
+    if not app.allow_private_smtp_hosts:
+        refusal = hosts.host_refusal(host)
+        if refusal is not None:
+            errors.append({
+                "field": "host", "code": "host_not_public", "reason": refusal.code, "address": refusal.address,
+                "message": f"{refusal.detail} Letterhead connects only to public mail servers: enter your "
+                "provider's SMTP host name.",
+            })
+    allowed = app.allowed_smtp_ports
+    if allowed is not None and port not in allowed:
+        ports = ", ".join(str(p) for p in sorted(allowed))
+        errors.append({
+            "field": "port", "code": "port_not_allowed", "allowed": ports, "port": port,
+            "message": f"Port {port} is not one Letterhead connects to; use one of {ports} (465 for SSL, 587 for "
+            "STARTTLS). The platform operator sets these with LETTERHEAD_SMTP_ALLOWED_PORTS.",
+        })
+    return errors
+
+
+def validate(raw: SmtpSettings, *, app: Settings) -> SmtpSettings:
+    """The settings checked and normalised; ``InvalidInput`` naming every bad field otherwise. ``app`` decides
+    which hosts and ports may be used."""
     errors: list[dict[str, Any]] = []
     preset = get_preset(raw.preset or "custom")
     host = (raw.host or "").strip().rstrip(".").lower()
-    if not host or len(host) > 253 or any(c.isspace() or c in "/@:" for c in host):
+    literal = hosts.literal(host) if host else None
+    if literal is not None:
+        host = str(literal[0])  # IPv6 without brackets, IPv4 dotted: the form the client connects to
+    elif not host or len(host) > 253 or any(c.isspace() or c in "/@:[]" for c in host):
         errors.append({"field": "host", "message": "a host name such as smtp.gmail.com"})
     if not 1 <= int(raw.port) <= 65535:
         errors.append({"field": "port", "message": "a port between 1 and 65535 (465 for SSL, 587 for STARTTLS)"})
+    elif not errors:
+        errors += _target_errors(app, (raw.host or "").strip().rstrip(".").lower(), int(raw.port))
     if raw.security not in set(Security):
         errors.append({"field": "security", "message": "one of ssl, starttls, none"})
     for name, value in (("daily_limit", raw.daily_limit), ("per_minute_limit", raw.per_minute_limit)):
@@ -98,7 +133,9 @@ def validate(raw: SmtpSettings) -> SmtpSettings:
     if raw.password and any(c in raw.password for c in "\r\n\0"):
         errors.append({"field": "password", "message": "a password cannot contain line breaks"})
     if errors:
-        raise InvalidInput("Some SMTP settings are not valid: " + ", ".join(e["field"] for e in errors), errors=errors)
+        refused = [e["message"] for e in errors if "code" in e]  # where it would connect: say why in the detail
+        detail = " ".join(refused) or "Some SMTP settings are not valid: " + ", ".join(e["field"] for e in errors)
+        raise InvalidInput(detail, errors=errors)
     return replace(
         raw,
         host=host,
@@ -247,8 +284,14 @@ def run_test(ctx: Context, *, tenant: Tenant, settings: SmtpSettings, to: str) -
     """The step-by-step check through the API: also logs the test email as a ``test`` message and, when it
     passed, returns the proof that lets exactly these settings be saved."""
     ctx.plans.require_feature(tenant.plan, Feature.SMTP)
-    settings = with_stored_password(ctx, tenant.id, validate(settings))
+    settings = with_stored_password(ctx, tenant.id, validate(settings, app=ctx.settings))
     to = normalize_email(to, field="to")
+    wait = ratelimit.take(ctx.db, f"smtp-test:{tenant.id}", TEST_LIMIT)
+    if wait is not None:
+        raise RateLimited(
+            f"At most {TEST_LIMIT.limit} SMTP tests a minute per tenant: try again in {wait} seconds.",
+            retry_after=wait, reason="smtp_test_limit",
+        )
     started = utcnow()
     msg_id = new_id("msg_")
     checked = check(ctx.settings, settings, to=to, locale=tenant.locale, local_id=msg_id.removeprefix("msg_"))
@@ -345,7 +388,7 @@ def _log_test(
 
 def save(ctx: Context, *, tenant: Tenant, settings: SmtpSettings, proof: str | None) -> SmtpConfig:
     ctx.plans.require_feature(tenant.plan, Feature.SMTP)
-    settings = with_stored_password(ctx, tenant.id, validate(settings))
+    settings = with_stored_password(ctx, tenant.id, validate(settings, app=ctx.settings))
     payload = ctx.signer.unsign(PROOF_PURPOSE, proof, max_age=PROOF_MAX_AGE) if proof else None
     if not isinstance(payload, dict) or payload.get("h") != fingerprint(tenant.id, settings):
         raise Conflict(

@@ -37,6 +37,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import cast
 
+from letterhead.smtp import hosts
 from letterhead.smtp.reply import ErrorKind, Reply
 
 __all__ = [
@@ -205,6 +206,35 @@ def _outcome_of(reply: Reply | None, error: str | None) -> Outcome:
 # --------------------------------------------------------------------------------------------- protocol
 
 
+#: Shorter secrets are not cut out of replies: they would match ordinary words (and are no secret anyway).
+_MIN_REDACTED = 3
+
+
+def secrets_of(endpoint: Endpoint) -> tuple[str, ...]:
+    """The credentials a connection to ``endpoint`` may send, in every form a server could echo back: the
+    password as typed, and base64 of it (AUTH LOGIN) and of the AUTH PLAIN response."""
+    password = endpoint.password or ""
+    if len(password) < _MIN_REDACTED:
+        return ()
+    user = endpoint.username or ""
+    forms = {
+        password,
+        base64.b64encode(password.encode()).decode("ascii"),
+        base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii"),
+    }
+    return tuple(sorted(forms, key=len, reverse=True))  # longest first: a form containing another goes whole
+
+
+def _redact(line: str, secrets: tuple[str, ...]) -> str:
+    """``line`` with every secret replaced. The one seam for replies: everything stored or shown about a
+    reply (``Reply``, transcripts, failure details, diagnoses) is built from lines that passed through here,
+    so a server that echoes the submitted password (``535 ... for user:<password>``) cannot leak it."""
+    for secret in secrets:
+        if secret in line:
+            line = line.replace(secret, _REDACTED)
+    return line
+
+
 class _Raw:
     """One reply as received: code and raw lines (with codes). Parsed into a Reply only when needed."""
 
@@ -248,6 +278,8 @@ class _SmtpProtocol(asyncio.Protocol):
         self._read_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
+        #: The credentials this connection sends, as sent (see ``secrets_of``): cut out of every reply line.
+        self.redact: tuple[str, ...] = ()
 
     # -- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -272,8 +304,11 @@ class _SmtpProtocol(asyncio.Protocol):
         if end:
             lines = self._lines
             replies = self.replies
+            redact = self.redact
             for line in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
                 line = line.rstrip("\r")
+                if redact:
+                    line = _redact(line, redact)
                 n = len(line)
                 if n < 3 or not line[:3].isdigit() or (n > 3 and line[3] not in " -"):
                     self._fail(_ConnError(ErrorKind.PROTOCOL, f"not an SMTP reply: {line[:80]!r}"))
@@ -407,18 +442,8 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 
 def is_private_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Addresses a tenant-supplied host must not reach (SSRF guard): anything not globally routable."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local  # includes 169.254.169.254, the cloud metadata service
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
+    """Addresses a tenant-supplied host must not reach (SSRF guard): see ``letterhead.smtp.hosts``."""
+    return not hosts.is_public(ip)
 
 
 _WRONG_VERSION_MARKERS = (
@@ -540,6 +565,7 @@ class Connection:
         self.loop = loop
         self.trace = trace
         self.proto = _SmtpProtocol(loop)
+        self.proto.redact = secrets_of(endpoint)
         self.setup_lines: list[str] | None = []  # handed to the first transaction's transcript
         self.greeting: str | None = None
         self.ehlo: tuple[str, ...] = ()

@@ -301,6 +301,13 @@ def field_errors(t: Translator, exc: InvalidInput) -> dict[str, str]:
     for e in exc.errors:
         name = str(e.get("field") or "other")
         key = f"field.{name}"
+        coded = f"{key}.{e['code']}" if e.get("code") else ""
+        if coded and t.has(coded):  # a refusal with its own words (e.g. a private SMTP host): fill in its fields
+            values = {k: str(v) for k, v in e.items()}
+            reason = f"hostkind.{e.get('reason')}"
+            values["kind"] = t(reason) if t.has(reason) else ""
+            out[name] = t(coded, **values)
+            continue
         out[name] = t(key) if t.has(key) else t("field.other", message=str(e.get("message") or exc.detail))
     if not out:
         out["other"] = t("field.other", message=exc.detail)
@@ -690,6 +697,17 @@ async def smtp_test(web: TenantDep) -> Response:
                                          to=values["to"])
     except PlanRequired:
         return _smtp_page(web, status=403)
+    except RateLimited as exc:
+        message = web.t("smtp.test_rate_limited", limit=smtp_service.TEST_LIMIT.limit, wait=web.t.wait(exc.retry_after))
+        headers = {"Retry-After": str(exc.retry_after)}
+        if json_wanted:
+            html = _env.get_template("_smtp_errors.html").render(t=web.t, message=message, errors={})
+            return web.finish(JSONResponse({"ok": False, "proof": None, "html": html, "fields": {}},
+                                           status_code=429, headers=headers))
+        page = _smtp_page(web, status=429, values=values, error=message,
+                          sealed=str(form.get("password_sealed") or "") or None)
+        page.headers.update(headers)
+        return page
     except InvalidInput as exc:
         errors = field_errors(web.t, exc)
         if json_wanted:

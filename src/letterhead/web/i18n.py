@@ -373,6 +373,31 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "1〜65535 のポート番号を入力してください（SSL は 465、TLS は 587）。",
     ),
     "field.security": ("Choose SSL, TLS or None.", "SSL、TLS、なしのいずれかを選択してください。"),
+    "field.host.host_not_public": (
+        "{message}",
+        "{address} は{kind}です。Letterhead は公開されたメールサーバーにのみ接続します。"
+        "ご利用のプロバイダーの SMTP ホスト名（例: smtp.gmail.com）を入力してください。",
+    ),
+    "field.port.port_not_allowed": (
+        "Port {port} is not one Letterhead connects to: use one of {allowed} (465 for SSL, 587 for TLS). "
+        "Only the platform operator can allow other ports.",
+        "ポート {port} には接続できません。{allowed} のいずれかを使用してください（SSL は 465、TLS は 587）。"
+        "他のポートはプラットフォームの運営者のみが許可できます。",
+    ),
+    "hostkind.unspecified": ("the unspecified address", "未指定アドレス"),
+    "hostkind.loopback": ("the loopback address", "ループバックアドレス（このサーバー自身）"),
+    "hostkind.metadata": ("the cloud metadata service's address", "クラウドのメタデータサービスのアドレス"),
+    "hostkind.link_local": ("a link-local address", "リンクローカルアドレス"),
+    "hostkind.private": ("a private network address", "プライベートネットワークのアドレス"),
+    "hostkind.shared": ("a carrier-grade NAT address", "キャリアグレード NAT のアドレス"),
+    "hostkind.site_local": ("a site-local address", "サイトローカルアドレス"),
+    "hostkind.unique_local": ("a unique local address (ULA)", "ユニークローカルアドレス (ULA)"),
+    "hostkind.multicast": ("a multicast address", "マルチキャストアドレス"),
+    "hostkind.reserved": ("a reserved, non-public address", "公開されていない予約済みアドレス"),
+    "smtp.test_rate_limited": (
+        "Too many test emails: at most {limit} a minute. Wait {wait}, then send the test email again.",
+        "テストメールの送信回数が多すぎます（1 分あたり {limit} 回まで）。{wait}待ってから、もう一度テストメールを送信してください。",
+    ),
     "field.username": ("Use at most 320 characters, without line breaks.", "改行を含めず、320 文字以内で入力してください。"),
     "field.password": ("A password cannot contain line breaks.", "パスワードに改行は使用できません。"),
     "field.from_email": (
