@@ -85,7 +85,8 @@ def stage_timings(db_url: str | None) -> None:
         claim = time.perf_counter() - t
         info = w._batch_info(rows)
         def render(part: list[Any]) -> None:  # as the worker renders a part (Worker._contents)
-            render_contents([(r, info.routes[r.tenant_id][0]) for r in part], info.overrides, w.platform)
+            render_contents([(r, info.routes[r.tenant_id][0]) for r in part], info.overrides, w.platform,
+                            vault=ctx.vault)
 
         render(rows[:100])  # compile the templates and fill the caches first: the worker's steady state
         t = time.perf_counter()

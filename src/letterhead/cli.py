@@ -153,27 +153,84 @@ def keys_generate() -> None:
     """Print a fresh LETTERHEAD_SECRET_KEY and LETTERHEAD_ENCRYPTION_KEYS for production."""
     from letterhead.settings import generate_keys
 
-    k = generate_keys()
+    k = generate_keys()  # the encryption key alone is what a rotation prepends to LETTERHEAD_ENCRYPTION_KEYS
     print(f"LETTERHEAD_SECRET_KEY={k['secret_key']}")
     print(f"LETTERHEAD_ENCRYPTION_KEYS={k['encryption_key']}")
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Re-encrypt every stored secret under the first of LETTERHEAD_ENCRYPTION_KEYS (after prepending a new key);
-    afterwards the old key can be removed."""
-    from sqlalchemy import select
+def keys_rotate(
+    new_key: Annotated[
+        bool, typer.Option("--new-key", help="Development (keys in keys.json): prepend a fresh key first.")
+    ] = False,
+    drop_old: Annotated[
+        bool,
+        typer.Option("--drop-old", help="Development: afterwards keep only the newest key in keys.json."),
+    ] = False,
+) -> None:
+    """Re-encrypt every stored secret under the first of LETTERHEAD_ENCRYPTION_KEYS (after prepending a new key
+    and restarting every process); afterwards the old key can be removed."""
+    from letterhead.context import Context
+    from letterhead.keyrotation import rotate
+    from letterhead.settings import (
+        Settings,
+        ensure_keys,
+        generate_keys,
+        keys_file,
+        load_settings,
+        read_keys_file,
+        write_keys_file,
+    )
 
-    from letterhead.models import SmtpConfig
-
-    ctx = _ctx()
-    count = 0
-    with ctx.db.session() as s:
-        for cfg in s.scalars(select(SmtpConfig).where(SmtpConfig.password_enc.is_not(None))):
-            assert cfg.password_enc is not None
-            cfg.password_enc = ctx.vault.rotate(cfg.password_enc)
-            count += 1
-    out.print(f"re-encrypted {count} stored secret(s) under the newest key")
+    raw = Settings()
+    in_file = raw.encryption_keys is None and raw.env != "production"
+    if (new_key or drop_old) and not in_file:
+        err.print(
+            "[red]error:[/red] --new-key and --drop-old change the development keys.json, but the keys come from "
+            "LETTERHEAD_ENCRYPTION_KEYS. Prepend a new key there instead (letterhead keys generate prints one), "
+            "restart every process, run letterhead keys rotate, then remove the old key and restart again."
+        )
+        raise typer.Exit(2)
+    if new_key:
+        ensure_keys(raw)
+        path = keys_file(raw)
+        stored = read_keys_file(path)
+        stored["encryption_key"] = f"{generate_keys()['encryption_key']},{stored['encryption_key']}"
+        write_keys_file(path, stored)
+        out.print(f"prepended a new encryption key to {path}")
+    try:
+        ctx = Context.create(load_settings())
+        report = rotate(ctx)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    out.print("re-encrypted under the newest key: " + ", ".join(f"{k}: {n}" for k, n in report.rotated.items()))
+    unreadable = {k: n for k, n in report.unreadable.items() if n}
+    if unreadable:
+        err.print(
+            "[red]error:[/red] no configured key decrypts "
+            + ", ".join(f"{k}: {n}" for k, n in unreadable.items())
+            + ". Was an old key removed before rotating? Put it back (after the newest) and run this again."
+        )
+        raise typer.Exit(1)
+    if not report.old_keys_removable:
+        err.print(
+            "[yellow]not yet:[/yellow] still under an older key: "
+            + ", ".join(f"{k}: {n}" for k, n in report.not_newest.items() if n)
+            + ". A process still runs with the old key list: restart every serve and worker with the new list, "
+            "then run letterhead keys rotate again. Keep the old key until then."
+        )
+        raise typer.Exit(1)
+    if drop_old:
+        path = keys_file(raw)
+        stored = read_keys_file(path)
+        stored["encryption_key"] = ctx.settings.fernet_keys()[0]
+        write_keys_file(path, stored)
+        out.print(f"{path} now holds only the newest key: restart letterhead serve and any worker.")
+    elif len(ctx.settings.fernet_keys()) > 1:
+        where = "keys.json (letterhead keys rotate --drop-old)" if in_file else "LETTERHEAD_ENCRYPTION_KEYS"
+        out.print(f"every stored secret is under the newest key: remove the older keys from {where}, then restart "
+                  "every process.")
+    ctx.close()
 
 
 @app.command()

@@ -5,23 +5,26 @@ foreign keys on, a wait for the writer lock (``_begin_immediate``) so that the A
 instead of failing, ``synchronous=NORMAL`` (durable at WAL checkpoints; the safe, usual choice with WAL), and
 reads through a memory map (``Settings.sqlite_mmap_bytes``: with workers in several processes, cheaper than
 re-reading pages) and a longer write-ahead log between checkpoints (``Settings.sqlite_wal_autocheckpoint``).
-Read-only work uses ``Database.reading`` (a plain BEGIN), never the writer lock.
+Read-only work uses ``Database.reading`` (a plain BEGIN), never the writer lock. The data folder and the
+database files are owner-only whatever the umask (``private_files``).
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
@@ -109,13 +112,32 @@ def make_engine(
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
+def private_files(settings: Settings) -> None:
+    """The data folder 0700 and an SQLite database with its ``-wal`` and ``-shm`` 0600, whatever the umask: the
+    files hold every message, the folder the keys as well.
+
+    SQLite creates a database 0644 minus the umask, and its ``-wal`` and ``-shm`` with the database file's mode
+    (os_unix.c, findCreateFileMode), so the database file is created 0600 before SQLite first opens it; files
+    made by an older version are corrected.
+    """
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    name = make_url(settings.effective_database_url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is a new database to SQLite
+    for path in (Path(name), Path(f"{name}-wal"), Path(f"{name}-shm")):
+        if path.exists():
+            os.chmod(path, 0o600)
+
+
 class Database:
     """Holds the engine and hands out sessions. One per process (or per test)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_files(settings)
         self.engine = make_engine(
             settings.effective_database_url,
             sqlite_mmap_bytes=settings.sqlite_mmap_bytes,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -22,13 +24,14 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column, relationship
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -474,3 +477,36 @@ class RouteLease(Base):
     owner: Mapped[str] = mapped_column(String(64))
     #: Past this, a holder that died (kill -9) no longer blocks the route.
     leased_until: Mapped[datetime]
+
+
+# --- secrets encrypted at rest -----------------------------------------------------------------------------------
+
+#: ``Message.options`` key: the message's html and text are Vault ciphertext, because the body carries a bearer
+#: link (a branded sender's verification email). ``delivery.content`` opens them when composing.
+SEALED_BODY = "sealed_body"
+
+
+@dataclass(frozen=True)
+class EncryptedColumns:
+    """Columns of one table that hold Vault ciphertext (``security.Vault``), under a name for people."""
+
+    kind: str
+    columns: tuple[InstrumentedAttribute[Any], ...]
+    #: Only the rows this holds for are encrypted (None: every row with a value).
+    where: ColumnElement[bool] | None = None
+
+    @property
+    def table(self) -> Table:
+        return cast(Table, self.columns[0].class_.__table__)
+
+
+#: Every column holding Vault ciphertext: what ``letterhead keys rotate`` re-encrypts. A new encrypted column (an
+#: OAuth token, a webhook secret) joins by a line here; tests/unit/test_encrypted_columns.py fails for a
+#: ``*_enc`` column or a ``vault.encrypt`` call that is not accounted for.
+ENCRYPTED_COLUMNS: tuple[EncryptedColumns, ...] = (
+    EncryptedColumns("smtp passwords", (SmtpConfig.password_enc,)),
+    EncryptedColumns("dkim keys", (SendingDomain.private_key_enc,)),
+    EncryptedColumns(
+        "sealed email bodies", (Message.html, Message.text), Message.options[SEALED_BODY].as_boolean().is_(True)
+    ),
+)

@@ -2,8 +2,9 @@
 
 - API keys are ``lh_<prefix>_<secret>``: the prefix finds the row, the sha256 of the whole key is compared in
   constant time. Shown once, stored hashed.
-- Stored secrets (SMTP passwords, DKIM keys) are encrypted with ``MultiFernet``: the first key encrypts, every
-  key decrypts, so keys rotate by prepending a new one (``letterhead keys rotate`` re-encrypts).
+- Stored secrets (SMTP passwords, DKIM keys, bodies with bearer links: ``models.ENCRYPTED_COLUMNS``) are encrypted
+  with ``MultiFernet``: the first key encrypts, every key decrypts, so keys rotate by prepending a new one
+  (``letterhead keys rotate`` re-encrypts, see ``letterhead.keyrotation``).
 - Passwords of users are argon2id hashes.
 """
 
@@ -79,6 +80,7 @@ class Vault:
             raise ConfigurationError("LETTERHEAD_ENCRYPTION_KEYS is empty.")
         try:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+            self._keys = list(keys)
         except ValueError as exc:
             raise ConfigurationError(
                 "LETTERHEAD_ENCRYPTION_KEYS must be comma-separated 32-byte url-safe base64 keys."
@@ -101,7 +103,14 @@ class Vault:
 
     def rotate(self, token: str) -> str:
         """Re-encrypt under the first (newest) key."""
-        return self._fernet.rotate(token.encode()).decode()
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ConfigurationError("A stored secret cannot be decrypted with the configured keys.") from exc
+
+    def newest_only(self) -> Vault:
+        """A vault with only the first key: what is left once the older keys are removed."""
+        return Vault(self._keys[:1])
 
 
 class Signer:

@@ -205,16 +205,14 @@ def ensure_keys(settings: Settings) -> None:
             "LETTERHEAD_ENV=production needs LETTERHEAD_SECRET_KEY and LETTERHEAD_ENCRYPTION_KEYS. "
             "Generate them with: letterhead keys generate"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "keys.json"
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = keys_file(settings)
     if path.exists():
-        stored = json.loads(path.read_text())
+        stored = read_keys_file(path)
     else:
         stored = generate_keys()
-        # Written owner-only: these keys decrypt every stored SMTP password.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(stored, fh)
+        if not write_keys_file(path, stored, replace=False):
+            stored = read_keys_file(path)  # another process started at the same moment and wrote it first
     if not settings.secret_key:
         settings.secret_key = SecretStr(stored["secret_key"])
     if not settings.encryption_keys:
@@ -229,6 +227,39 @@ def require_platform_transport(settings: Settings) -> None:
             "LETTERHEAD_ENV=production needs LETTERHEAD_PLATFORM_SMTP_URL (the platform's own SMTP server, e.g. "
             "smtp+starttls://user:pass@smtp.example.com:587): the development inbox is for development only."
         )
+
+
+def keys_file(settings: Settings) -> Path:
+    """Where development keeps its generated keys. ``encryption_key`` may hold several, comma-separated, newest
+    first, as ``LETTERHEAD_ENCRYPTION_KEYS`` does (``letterhead keys rotate --new-key`` prepends one)."""
+    return settings.data_dir / "keys.json"
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    stored: dict[str, str] = json.loads(path.read_text())
+    return stored
+
+
+def write_keys_file(path: Path, stored: dict[str, str], *, replace: bool = True) -> bool:
+    """Write ``path`` at once (never half a file), owner-only whatever the umask: these keys decrypt every stored
+    secret. Without ``replace`` an existing file is kept and the answer is False."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def generate_keys() -> dict[str, str]:

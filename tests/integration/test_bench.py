@@ -179,7 +179,7 @@ def test_render_timeout_under_load_is_retried_then_deferred_never_failed(
     def slow(*args: object, **kwargs: object) -> object:
         raise timed_out()
 
-    def slow_part(items: list[object], *args: object) -> list[TemplateError]:
+    def slow_part(items: list[object], *args: object, **kwargs: object) -> list[TemplateError]:
         return [timed_out() for _ in items]
 
     monkeypatch.setattr(worker_module, "render_contents", slow_part)  # a part rendered together: the first try

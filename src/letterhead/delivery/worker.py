@@ -248,7 +248,7 @@ class Worker:
     ) -> list[Content | TemplateError | None]:
         """What each message says; the template's error when it cannot render; None when there is no route."""
         todo = [(row, tenant) for row, (tenant, route) in zip(part, routed, strict=True) if route.endpoint]
-        rendered = iter(render_contents(todo, info.overrides, self.platform))
+        rendered = iter(render_contents(todo, info.overrides, self.platform, vault=self.ctx.vault))
         out: list[Content | TemplateError | None] = []
         for row, (tenant, route) in zip(part, routed, strict=True):
             if route.endpoint is None:
@@ -295,7 +295,7 @@ class Worker:
         """
         for attempt in range(1, _RENDER_TRIES):
             try:
-                return render_content(row, tenant, info.overrides, self.platform)
+                return render_content(row, tenant, info.overrides, self.platform, vault=self.ctx.vault)
             except TemplateError as exc:
                 if _DEADLINE not in exc.detail or attempt == _RENDER_TRIES - 1:
                     return exc

@@ -34,9 +34,11 @@ from sqlalchemy.orm import Session
 
 from letterhead.addresses import check_header_text, domain_has_mail_host, normalize_email
 from letterhead.context import Context
+from letterhead.delivery.content import seal
 from letterhead.dns import Resolver
 from letterhead.errors import Conflict, InvalidInput, RateLimited
 from letterhead.models import (
+    SEALED_BODY,
     BrandedSender,
     Message,
     MessageKind,
@@ -401,6 +403,8 @@ def _send(
             "expires": format_time(expires, tenant.timezone, locale),
         },
     )
+    # The body carries the link, so it is stored sealed: only the token's hash is readable at rest.
+    html_sealed, text_sealed = seal(ctx.vault, html, text)
     session.add(
         Message(
             id=message_id,
@@ -410,10 +414,10 @@ def _send(
             to_addrs=[email],
             to_first=email.lower(),
             subject=subject,
-            html=html,
-            text=text,
+            html=html_sealed,
+            text=text_sealed,
             # The worker sends messages with this flag through the platform's default route.
-            options={"platform_route": True, "verification_id": verification.id},
+            options={"platform_route": True, "verification_id": verification.id, SEALED_BODY: True},
             status=MessageStatus.QUEUED.value,
             attempt_count=0,
             next_attempt_at=now,
