@@ -64,7 +64,7 @@ class Sink:
     async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         session.fault = self._next()
         if session.fault == "421":
-            return "421 4.3.2 Too many connections, closing transmission channel"
+            return "421 4.3.2 Service not available, closing transmission channel"
         envelope.mail_from = address
         return "250 2.1.0 Ok"
 
