@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     message_lifetime_seconds: int = 3 * 24 * 3600
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
-    lease_seconds: int = 300
+    #: How long a worker's claim on a message lasts unless renewed: a live worker renews it every third of this
+    #: for the messages in its hands, so this is how long a killed worker's mail waits before another worker
+    #: retries it (docs/reliability.md).
+    lease_seconds: int = Field(default=30, ge=1)
     #: SQLite only: bytes of the database file read through a memory map (PRAGMA mmap_size; 0: off). With
     #: several processes on one file every write by one empties the others' page caches, and each page read
     #: back is a pread() and a copy; mapped pages are shared and cost neither (measured: ~10% less worker CPU

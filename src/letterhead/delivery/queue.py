@@ -9,9 +9,12 @@ lease due rows in batches by setting ``status='sending'``, an owner and a lease 
 - SQLite: every write transaction starts with ``BEGIN IMMEDIATE`` (see db.py), so the UPDATE runs under the
   single writer lock: two claimers can never see the same row as due.
 
-A lease whose deadline passed (the worker was killed) is claimable again: delivery is at-least-once, duplicates
-bounded by what was in flight. Results are written back in one transaction per batch (executemany), guarded by
-the lease owner so that a worker whose lease was reclaimed cannot overwrite the newer outcome.
+Leases are short (``settings.lease_seconds``, 30 s) and renewed by a live worker (``renew``) for the messages in
+its hands: a lease whose deadline passed (the worker was killed) is claimable again, so delivery is
+at-least-once, duplicates bounded by what was in flight. Results are written back in one transaction per batch
+(executemany), guarded by the lease owner. A result that comes back after its lease was taken over by another
+worker still appends its attempt (a duplicate delivery shows in the log) but never moves the message backwards:
+only a late "sent" changes a message that is not sent yet (``_record_taken_over``).
 """
 
 from __future__ import annotations
@@ -188,7 +191,10 @@ class Claimed(NamedTuple):
 CLAIM_COLUMNS = tuple(messages.c[name] for name in Claimed._fields)
 #: The same columns as the database returns them: JSON and timestamps are converted after the claim's transaction
 #: (``_claimed``), since on SQLite it holds the one writer lock (measured: ~7 of a claim's ~25 µs per message).
-_CLAIM_RAW = tuple(type_coerce(c, NullType()).label(c.name) for c in CLAIM_COLUMNS)
+#: A claim counts the attempt it may lead to (``attempt_count + 1``, see ``claim``) and returns the count as it was.
+_CLAIM_RAW = tuple(
+    (c - 1 if c.name == "attempt_count" else type_coerce(c, NullType())).label(c.name) for c in CLAIM_COLUMNS
+)
 _claim_processors: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
 
 
@@ -249,6 +255,11 @@ def claim(
     Candidates are read per branch (queued, deferred, stale leases; on PostgreSQL locked with ``FOR UPDATE SKIP
     LOCKED``), merged by due time so retries are not starved by a stream of new messages, and the first
     ``limit`` are leased in one UPDATE, all in one transaction.
+
+    The claim counts the attempt (``attempt_count + 1``) before it is made; ``record`` takes it back for a
+    message that was not attempted. So an attempt whose worker died before it could record it (kill -9, after
+    the server may have accepted the message) still shows: the message's ``attempt_count`` exceeds its
+    recorded attempts, and their numbers leave a gap. The rows returned carry the count as it was.
     """
     now = now or utcnow()
     with db.session() as s:
@@ -274,12 +285,33 @@ def claim(
                 lease_owner=owner,
                 leased_until=deadline,
                 next_attempt_at=deadline,  # if this worker never reports back (see _due_branches)
+                attempt_count=messages.c.attempt_count + 1,
                 updated_at=now,
             )
             .returning(*_CLAIM_RAW)
         )
         raw = s.execute(stmt).all()
     return _claimed(db.engine.dialect, raw)
+
+
+def renew(
+    db: Database, *, owner: str, ids: Sequence[str], lease_seconds: float, now: datetime | None = None
+) -> int:
+    """Extend ``owner``'s leases on ``ids`` (one UPDATE); returns how many it still holds. A message whose lease
+    was taken over (or that is already recorded) is left alone."""
+    if not ids:
+        return 0
+    now = now or utcnow()
+    deadline = now + timedelta(seconds=lease_seconds)
+    with db.session() as s:
+        result = s.execute(
+            update(messages)
+            .where(messages.c.id.in_(ids) if db.is_sqlite else messages.c.id == any_(_ids_array(list(ids))))
+            .where(messages.c.lease_owner == owner)
+            # next_attempt_at too: the due index finds stale leases by it (see _due_branches).
+            .values(leased_until=deadline, next_attempt_at=deadline)
+        )
+        return int(getattr(result, "rowcount", 0))
 
 
 @dataclass
@@ -389,7 +421,7 @@ _PG_APPEND_ATTEMPTS = (
 )
 
 
-def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) -> int:
+def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime, *, attempts: bool = True) -> int:
     """PostgreSQL: one UPDATE … FROM json_to_recordset(…) and one INSERT … SELECT per batch (another UPDATE for
     results without an attempt, see ``_written``).
 
@@ -404,16 +436,21 @@ def _record_pg(conn: Any, owner: str, results: Sequence[Result], now: datetime) 
                 "id": r.message_id,
                 "status": r.status.value,
                 "next_attempt_at": r.next_attempt_at or now,
-                "inc": 1 if r.attempt is not None else 0,
+                "inc": 0 if r.attempt is not None else -1,
             }
             for r in part
         ]
         params = {"now": now, "owner": owner, "rows": _rows_json(update_rows), "ids": [r.message_id for r in part]}
         updated += int(conn.exec_driver_sql(_PG_RECORD[keys], params).rowcount)
+    if attempts:
+        _append_pg(conn, results)
+    return updated
+
+
+def _append_pg(conn: Any, results: Sequence[Result]) -> None:
     attempts_rows = [r.attempt for r in results if r.attempt is not None]
     if attempts_rows:
         conn.exec_driver_sql(_PG_APPEND_ATTEMPTS, {"rows": _rows_json(attempts_rows)})
-    return updated
 
 
 def _by_columns(results: Sequence[Result]) -> list[tuple[tuple[str, ...], Sequence[Result]]]:
@@ -432,14 +469,35 @@ def _rows_json(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
 
+class _TakenOver(Exception):
+    """Some results' leases belong to another worker now: the batch is written again, row by row."""
+
+
 def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime | None = None) -> int:
-    """Write a batch of outcomes in one transaction. Returns how many messages were still leased to ``owner``."""
+    """Write a batch of outcomes in one transaction. Returns how many messages were still leased to ``owner``.
+
+    Every attempt is appended, also one whose lease another worker took over meanwhile (its late result: the
+    message was then sent twice, and the log must show it); see ``_record_taken_over`` for what such a result
+    does to the message."""
     if not results:
         return 0
     now = now or utcnow()
+    try:
+        return _record_owned(db, owner, results, now)
+    except _TakenOver:
+        return _record_taken_over(db, owner, results, now)
+
+
+def _record_owned(db: Database, owner: str, results: Sequence[Result], now: datetime) -> int:
+    """The usual case, in as few statements as possible: every result's lease is still ``owner``'s (else
+    ``_TakenOver``, and nothing of this transaction is kept)."""
     if not db.is_sqlite:
         with db.session() as s:
-            return _record_pg(s.connection(), owner, results, now)
+            updated = _record_pg(s.connection(), owner, results, now, attempts=False)
+            if updated < len(results):
+                raise _TakenOver
+            _append_pg(s.connection(), results)
+            return updated
     # Converted before the transaction begins: it holds SQLite's one writer lock, which the other workers' claims
     # and the API's inserts wait for (measured: 3-6 of the write's ~20 µs per message in one thread).
     dialect = db.engine.dialect
@@ -453,7 +511,7 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
                 "status": r.status.value,
                 "next_attempt_at": r.next_attempt_at or now,
                 "updated_at": now,
-                "inc": 1 if r.attempt is not None else 0,
+                "inc": 0 if r.attempt is not None else -1,
             }
             for r in part
         ])
@@ -466,6 +524,71 @@ def record(db: Database, *, owner: str, results: Sequence[Result], now: datetime
         conn = s.connection()
         for many in updates:
             updated += run_many(conn, many)
+        if updated < len(results):
+            raise _TakenOver
         if appended is not None:
             run_many(conn, appended)
+    return updated
+
+
+def _late_sent_statement(summary_keys: Sequence[str]) -> Any:
+    """A "sent" that arrives after the lease was taken over: the message was delivered, whatever the other
+    worker is doing with it (its own later result then finds the lease gone)."""
+    return (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"))
+        .where(messages.c.status != MessageStatus.SENT.value)
+        .values(
+            {k: bindparam(k) for k in summary_keys}
+            | {
+                "status": MessageStatus.SENT.value,
+                "updated_at": bindparam("updated_at"),
+                "lease_owner": null(),
+                "leased_until": null(),
+            }
+        )
+    )
+
+
+_LATE_SENT = _late_sent_statement(_SUMMARY_KEYS)
+
+
+def _summary_columns(r: Result) -> dict[str, Any]:
+    return {k: v for k, v in r.summary.items() if k in _SUMMARY_TYPES}
+
+
+def _record_taken_over(db: Database, owner: str, results: Sequence[Result], now: datetime) -> int:
+    """Some leases were taken over (this worker was too slow, or the database was away past the lease): the
+    results still ours are written as usual; a late "sent" marks the message sent unless it is already; any other
+    late result changes nothing (a late "transient" must not undo another worker's "sent", nor put back a
+    message that another worker holds; its claim counted the attempt already). Every attempt row is appended.
+    Rare, so plain statements."""
+    ids = [r.message_id for r in results]
+    q = select(messages.c.id, messages.c.lease_owner).where(messages.c.id.in_(ids))
+    with db.session() as s:
+        if not db.is_sqlite:
+            q = q.with_for_update()  # no claim can move a lease between this read and the writes below
+        owners: dict[str, str | None] = {row[0]: row[1] for row in s.execute(q)}
+        mine = [r for r in results if owners.get(r.message_id) == owner]
+        late = [r for r in results if r.message_id in owners and owners[r.message_id] != owner]
+        updated = 0
+        if mine:
+            if db.is_sqlite:
+                for keys, part in _by_columns(mine):
+                    rows = [{**_NO_SUMMARY, **_summary_columns(r), "b_id": r.message_id, "b_owner": owner,
+                             "status": r.status.value, "next_attempt_at": r.next_attempt_at or now,
+                             "updated_at": now, "inc": 0 if r.attempt is not None else -1} for r in part]
+                    updated += int(s.execute(_RECORD[keys], rows).rowcount)  # type: ignore[attr-defined]
+            else:
+                updated = _record_pg(s.connection(), owner, mine, now, attempts=False)
+        late_sent = [r for r in late if r.status is MessageStatus.SENT]
+        if late_sent:
+            s.execute(_LATE_SENT, [
+                {**_NO_SUMMARY, **_summary_columns(r),
+                 "b_id": r.message_id, "updated_at": now}
+                for r in late_sent
+            ])
+        attempts_rows = [r.attempt for r in results if r.attempt is not None and r.message_id in owners]
+        if attempts_rows:
+            s.execute(insert(attempts), attempts_rows)
     return updated

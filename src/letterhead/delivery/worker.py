@@ -2,13 +2,22 @@
 
 Design: a loop leases a batch of due messages (queue.claim), resolves each tenant's route (effective sender and
 transport) once per batch, composes the messages to bytes part by part (each part's sending starts as soon as it
-is ready), sends each route's envelopes through the pooled SMTP client concurrently, then writes all outcomes and
-attempt rows back in one transaction (queue.record). A tenant's own SMTP server is used by one worker process
-at a time (route_leases: providers cap connections per account). Several such loops ("pipelines") run at once
-so that database work of one overlaps network work of another.
+is ready), hands each route's envelopes to a task of their own (the pooled SMTP client sends them), then writes
+the outcomes and attempt rows back in one transaction (queue.record). A tenant's own SMTP server is used by one
+worker process at a time (route_leases: providers cap connections per account). Several such loops
+("pipelines") run at once so that database work of one overlaps network work of another.
+
+A slow or stalled route never holds up the others: a pipeline waits for its batch's sends only ``patience``
+seconds (0.5) before it records what is done and claims again; the routes still sending finish in the
+background and are recorded when they are done, and a route may hold at most ``route_cap`` messages of this
+worker at once (the rest of its messages wait a few seconds in the queue, not attempted). Every message in hand
+keeps its lease: short (``lease_seconds``, 30 s) and renewed every third of it, so a killed worker's mail is
+retried within that time. An outcome that cannot be written (the database is away) is kept and written again
+with backoff, never sent again; no new batch is claimed meanwhile.
 
 Database calls are synchronous SQLAlchemy run in threads; SMTP is asyncio. On SIGTERM the loops stop claiming,
-finish the batch in hand (so nothing is left "sending" until its lease runs out) and close their connections.
+finish and record what is in hand (so nothing is left "sending" until its lease runs out) and close their
+connections.
 """
 
 from __future__ import annotations
@@ -63,6 +72,15 @@ _PREPARE_PART = 100
 #: killed while holding it keeps the lease until it runs out), see ``Worker._busy_wait``.
 _BUSY_RETRY_SECONDS = 2.0
 _BUSY_RETRY_MAX_SECONDS = 15.0
+#: How long a pipeline waits for its batch's sends before claiming the next batch (``Worker.patience``).
+_PATIENCE_SECONDS = 0.5
+#: A result write that failed (the database is away) is tried again after this long, doubling up to the max.
+_WRITE_RETRY_SECONDS = 0.2
+_WRITE_RETRY_MAX_SECONDS = 5.0
+_SATURATED_NOTE = (
+    "Waiting: this worker is already sending many messages through this route (its server is slow or not "
+    "answering). It is tried again in a few seconds; nothing to do."
+)
 _BUSY_NOTE = (
     "Waiting for a free connection: Letterhead is already sending other mail through this SMTP account, and the "
     "provider allows only a few connections at once. It goes out as soon as that is done; nothing to do."
@@ -127,11 +145,30 @@ class Worker:
         #: worker stops and read by ``letterhead bench`` to show where a worker waits (e.g. SQLite's lock).
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self.handled = 0
+        self.lease_seconds = s.lease_seconds
+        self.patience = _PATIENCE_SECONDS
+        #: Messages of one route in this worker's hands at once (sending or waiting for a connection).
+        self.route_cap = self.batch_size * self.pipelines
+        self._route_load: dict[str, int] = defaultdict(int)
+        #: The messages in hand, per batch (renewed by ``_renew_leases`` until their outcome is written).
+        self._in_hand: dict[int, set[str]] = {}
+        self._batches = 0
+        #: Batches whose slow routes are still sending after their pipeline moved on.
+        self._background: set[asyncio.Task[None]] = set()
+        #: Result writes waiting for the database; no batch is claimed while any is (``_writable`` is clear).
+        self._failing_writes = 0
+        self._writable = asyncio.Event()
+        self._writable.set()
 
     # --- one batch ---------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Lease, deliver and record one batch. Returns how many messages it handled."""
+        """Lease, deliver and record one batch, waiting for all of it. Returns how many messages it handled."""
+        return await self._batch(patience=None)
+
+    async def _batch(self, patience: float | None) -> int:
+        """Lease and deliver one batch; record what was sent within ``patience`` seconds (None: everything) and
+        leave the rest to finish in the background (``_finish``)."""
         clock = time.perf_counter
         stages = self.stage_seconds
         t0 = clock()
@@ -140,32 +177,111 @@ class Worker:
             self.ctx.db,
             owner=self.owner,
             limit=self.batch_size,
-            lease_seconds=self.ctx.settings.lease_seconds,
+            lease_seconds=self.lease_seconds,
         )
         t1 = clock()
         stages["claim"] += t1 - t0
         if not rows:
             return 0
+        token = self._batches = self._batches + 1
+        self._in_hand[token] = {r.id for r in rows}
         sends: list[asyncio.Task[list[queue.Result]]] = []
+        pending: set[asyncio.Task[list[queue.Result]]] = set()
         try:
             prepared_s = await self._prepare_and_start(rows, sends)
         finally:
-            # Whatever was handed to sending is awaited and recorded, even if preparing a later part failed (the
-            # rest keeps its lease and is claimed again when it runs out, as a failed batch always was).
+            # Whatever was handed to sending is awaited (up to ``patience``) and recorded, even if preparing a
+            # later part failed (the rest keeps its lease and is claimed again when it runs out, as a failed
+            # batch always was).
             t2 = clock()
-            parts = await asyncio.gather(*sends, return_exceptions=True)
-            results = [r for part in parts if not isinstance(part, BaseException) for r in part]
+            done: set[asyncio.Task[list[queue.Result]]] = set()
+            if sends:
+                done, pending = await asyncio.wait(sends, timeout=patience)
+            results = [r for t in done if t.exception() is None for r in t.result()]
             t3 = clock()
-            await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
+            await self._write(results)
             stages["record"] += clock() - t3
-        for part in parts:
-            if isinstance(part, BaseException):
-                raise part
+            if pending:
+                task = asyncio.create_task(self._finish(token, pending))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            else:
+                self._in_hand.pop(token, None)
+        for t in done:
+            if (exc := t.exception()) is not None:
+                raise exc
         # prepare: the rendering thread's time; send: what sending still took after the last part was prepared.
         stages["prepare"] += prepared_s
         stages["send"] += t3 - t2
         self.handled += len(rows)
         return len(rows)
+
+    async def _finish(self, token: int, pending: set[asyncio.Task[list[queue.Result]]]) -> None:
+        """A batch's routes that were still sending when its pipeline moved on: recorded as each is done."""
+        try:
+            for next_done in asyncio.as_completed(pending):
+                try:
+                    results = await next_done
+                except Exception:  # its messages keep their lease and are claimed again when it runs out
+                    log.exception("delivery to a route failed")
+                    continue
+                await self._write(results)
+        finally:
+            self._in_hand.pop(token, None)
+
+    async def _write(self, results: list[queue.Result]) -> None:
+        """Record ``results``, trying again with backoff while the database is away: an outcome is never
+        dropped (the message would be sent again once its lease ran out). Meanwhile the messages stay in hand
+        (renewed) and no new batch is claimed. On shutdown it gives up after a lease's time (the lease is gone
+        by then anyway)."""
+        if not results:
+            return
+        delay = _WRITE_RETRY_SECONDS
+        failing_since: float | None = None
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(queue.record, self.ctx.db, owner=self.owner, results=results)
+                    break
+                except Exception:
+                    now = time.monotonic()
+                    if failing_since is None:
+                        failing_since = now
+                        self._failing_writes += 1
+                        self._writable.clear()
+                        log.warning("could not record %d outcomes; kept, trying again", len(results), exc_info=True)
+                    elif self._stopping and now - failing_since > self.lease_seconds:
+                        log.error("gave up recording %d outcomes while stopping: they may be sent again",
+                                  len(results))
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _WRITE_RETRY_MAX_SECONDS)
+            if failing_since is not None:
+                log.info("recorded %d outcomes after %.1fs", len(results), time.monotonic() - failing_since)
+        finally:
+            if failing_since is not None:
+                self._failing_writes -= 1
+                if self._failing_writes == 0:
+                    self._writable.set()
+            written = {r.message_id for r in results}
+            for ids in self._in_hand.values():
+                ids -= written
+
+    async def _renew_leases(self) -> None:
+        """Every third of the lease: one UPDATE per batch in hand extends its messages' leases."""
+        every = max(0.2, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            for ids in [list(ids) for ids in self._in_hand.values() if ids]:
+                try:
+                    held = await asyncio.to_thread(
+                        queue.renew, self.ctx.db, owner=self.owner, ids=ids, lease_seconds=self.lease_seconds
+                    )
+                except Exception:  # the database is away: the lease has time left; the next round tries again
+                    log.warning("could not renew the leases of %d messages", len(ids), exc_info=True)
+                    continue
+                if held < len(ids):
+                    log.debug("%d of %d messages in hand were recorded or taken over", len(ids) - held, len(ids))
 
     async def _prepare_and_start(
         self, rows: list[queue.Claimed], sends: list[asyncio.Task[list[queue.Result]]]
@@ -190,7 +306,7 @@ class Worker:
             t = clock()
             info, prepared = await asyncio.to_thread(self._prepare_part, rows, part, info)
             spent += clock() - t
-            sends.append(asyncio.create_task(self._send(prepared, sending)))
+            sends.extend(self._dispatch(prepared, sending))
         return spent
 
     def _prepare_part(
@@ -302,12 +418,18 @@ class Worker:
         raise AssertionError("unreachable")
 
     async def _send(self, prepared: Sequence[Prepared], sending: BatchSending | None = None) -> list[queue.Result]:
-        """Send ``prepared``, one part of a batch (``sending``: what its parts share; see ``BatchSending``)."""
-        if sending is None:
-            sending = BatchSending()
+        """Send ``prepared`` and wait for all of it (see ``_dispatch``)."""
+        parts = await asyncio.gather(*self._dispatch(prepared, sending or BatchSending()))
+        return [r for part in parts for r in part]
+
+    def _dispatch(self, prepared: Sequence[Prepared], sending: BatchSending) -> list[asyncio.Task[list[queue.Result]]]:
+        """Start sending ``prepared``, one part of a batch (``sending``: what its parts share; see
+        ``BatchSending``): one task per route, so that each route goes at its own pace. What is not sent (held,
+        unrenderable, over the route's cap) is in the first task's results."""
         groups: dict[str, list[Prepared]] = defaultdict(list)
         results: list[queue.Result] = []
         used, failed, settled = sending.used, sending.failed, sending.settled
+        load = self._route_load
         for p in prepared:
             key = p.route.key
             cap = p.route.capacity
@@ -318,23 +440,36 @@ class Worker:
             elif p.envelope is None or (cap is not None and used[key] >= cap):
                 # Over the quota: never sent to be blocked; it waits for the window to reopen.
                 results.append(self._held(p))
+            elif load[key] >= self.route_cap:
+                # The route has this worker's fill already (its server is slow or stalled): not attempted.
+                results.append(self._saturated(p))
             else:
                 groups[key].append(p)
                 used[key] += 1
+                load[key] += 1
 
         async def send_group(items: list[Prepared]) -> list[queue.Result]:
-            route = items[0].route
-            endpoint = route.endpoint
-            assert endpoint is not None
-            if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
-                return await send_through(items, route, endpoint)
-            key = lease_key(endpoint.host, endpoint.port, endpoint.username)
-            close = functools.partial(self.client.close_endpoint, endpoint)
-            async with self.route_leases.hold(key, close, endpoint.pool_key()) as held:
-                if not held:
-                    return busy(items, key)
-                self._busy_since.pop(key, None)
-                return await send_through(items, route, endpoint, key)
+            try:
+                route = items[0].route
+                endpoint = route.endpoint
+                assert endpoint is not None
+                if route.config_id is None:  # the platform's own transport: its operator sizes it for all workers
+                    out = await send_through(items, route, endpoint)
+                else:
+                    key = lease_key(endpoint.host, endpoint.port, endpoint.username)
+                    close = functools.partial(self.client.close_endpoint, endpoint)
+                    async with self.route_leases.hold(key, close, endpoint.pool_key()) as held:
+                        if not held:
+                            return busy(items, key)
+                        self._busy_since.pop(key, None)
+                        out = await send_through(items, route, endpoint, key)
+            finally:
+                load[items[0].route.key] -= len(items)
+            try:
+                await self._note_route_health(items, out)
+            except Exception:  # bookkeeping only: the outcomes must still be recorded (else sent twice)
+                log.warning("could not note a route's health", exc_info=True)
+            return out
 
         def busy(items: list[Prepared], key: str) -> list[queue.Result]:
             used[items[0].route.key] -= len(items)  # not sent: the route's quota for the batch is still there
@@ -365,10 +500,13 @@ class Worker:
             now = utcnow()  # one clock reading for the group's outcomes: they were all answered by now
             return [self._outcome(p, r, started_at, now) for p, r in zip(items, sent, strict=True)]
 
-        for group_results in await asyncio.gather(*(send_group(g) for g in groups.values() if g)):
-            results.extend(group_results)
-        await self._note_route_health(prepared, results)
-        return results
+        async def done(out: list[queue.Result]) -> list[queue.Result]:
+            return out
+
+        tasks = [asyncio.create_task(send_group(g)) for g in groups.values() if g]
+        if results:
+            tasks.insert(0, asyncio.create_task(done(results)))
+        return tasks
 
     async def _note_route_health(self, prepared: Sequence[Prepared], results: Sequence[queue.Result]) -> None:
         """An authentication or quota failure on a tenant's SMTP route changes the route for what follows."""
@@ -439,6 +577,10 @@ class Worker:
         """Another worker process is sending through this SMTP account (``route_leases``): not attempted; claimed
         again after ``wait`` seconds (by whichever worker is free then)."""
         return self._not_attempted(p, _BUSY_NOTE, utcnow() + timedelta(seconds=wait))
+
+    def _saturated(self, p: Prepared) -> queue.Result:
+        wait = _BUSY_RETRY_SECONDS * (1 + random.random())
+        return self._not_attempted(p, _SATURATED_NOTE, utcnow() + timedelta(seconds=wait))
 
     def _held(self, p: Prepared) -> queue.Result:
         until = p.route.hold_until or utcnow() + timedelta(seconds=self.policy.delay(p.row.attempt_count + 1))
@@ -524,8 +666,11 @@ class Worker:
     async def _pipeline(self) -> None:
         idle = self.ctx.settings.worker_poll_seconds
         while not self._stopping:
+            await self._writable.wait()  # outcomes waiting for the database come first
+            if self._stopping:
+                break
             try:
-                handled = await self.run_once()
+                handled = await self._batch(patience=self.patience)
             except Exception:  # a bad batch must not kill the worker; its leases expire and are retried
                 log.exception("delivery batch failed")
                 handled = 0
@@ -539,9 +684,14 @@ class Worker:
         """Run until ``stop()``; then finish the batches in hand and close connections."""
         started = time.monotonic()
         log.info("worker %s started with %d pipelines", self.owner, self.pipelines)
+        renewing = asyncio.create_task(self._renew_leases())
         try:
             await asyncio.gather(*(self._pipeline() for _ in range(self.pipelines)))
+            while self._background:  # slow routes still sending: their outcomes are recorded before we go
+                await asyncio.gather(*self._background, return_exceptions=True)
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             await self.client.aclose()
             await self.route_leases.aclose()
             stages = " ".join(f"{k}={v:.3f}" for k, v in sorted(self.stage_seconds.items()))
