@@ -541,7 +541,7 @@ def test_keys_rotate_reencrypts_stored_passwords(
     done = subprocess.run([sys.executable, "-c", "from letterhead.cli import main; main()", "keys", "rotate"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "re-encrypted 1" in done.stdout
+    assert "smtp passwords: 1" in done.stdout
     with ctx.db.session() as s:
         cfg = s.scalar(select(SmtpConfig))
         assert cfg is not None and cfg.password_enc
