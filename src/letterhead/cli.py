@@ -148,6 +148,91 @@ def apikey_create(
     print(created.key)
 
 
+@apikey_app.command("list")
+def apikey_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys")] = None,
+    platform: Annotated[bool, typer.Option("--platform", help="Only platform keys")] = False,
+) -> None:
+    """List API keys (id, name, prefix, scope, created, last used, revoked); never a secret."""
+    from datetime import datetime
+
+    from rich.table import Table
+
+    from letterhead import migrate
+    from letterhead.tenants import get_tenant, list_api_keys
+
+    if tenant and platform:
+        err.print("error: give --tenant T or --platform, not both")
+        raise typer.Exit(2)
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    if tenant:
+        try:
+            with ctx.db.session() as s:
+                get_tenant(s, tenant)
+        except LetterheadError as exc:
+            raise _fail(exc) from None
+    keys = list_api_keys(ctx, tenant_id=tenant, platform=platform)
+    if not keys:
+        out.print("no API keys")
+        return
+    table = Table("id", "name", "prefix", "scope", "tenant", "created", "last used", "revoked")
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+    for k in keys:
+        table.add_row(k.id, k.name or "", f"lh_{k.prefix}_…", k.scope, k.tenant_id or "-", when(k.created_at),
+                      when(k.last_used_at), when(k.revoked_at))
+    out.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…), from 'letterhead apikey list'")]) -> None:
+    """Revoke an API key: every API process refuses it within a second."""
+    from letterhead import migrate
+    from letterhead.tenants import revoke_api_key
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        k = revoke_api_key(ctx, key_id=key_id)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    scope = "platform" if k.tenant_id is None else f"tenant {k.tenant_id}"
+    label = f" '{k.name}'" if k.name else ""
+    out.print(f"revoked API key {k.id}{label} (lh_{k.prefix}_…, {scope}); it stops working within a second")
+
+
+def _suspend(tenant_id: str, suspended: bool) -> None:
+    from letterhead import migrate
+    from letterhead.tenants import set_suspended
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db.engine)
+    try:
+        t = set_suspended(ctx, tenant_id=tenant_id, suspended=suspended)
+    except LetterheadError as exc:
+        raise _fail(exc) from None
+    if suspended:
+        out.print(f"suspended tenant [bold]{t.id}[/bold]: its API calls answer 403 and its mail is held until "
+                  f"'letterhead tenant resume {t.id}'")
+    else:
+        out.print(f"resumed tenant [bold]{t.id}[/bold]: its API works again and its held mail goes out now")
+
+
+@tenant_app.command("suspend")
+def tenant_suspend(tenant_id: Annotated[str, typer.Argument(help="The tenant's slug")]) -> None:
+    """Suspend a tenant: API 403 (problem+json), web UI read-only with a banner, mail held (not lost)."""
+    _suspend(tenant_id, True)
+
+
+@tenant_app.command("resume")
+def tenant_resume(tenant_id: Annotated[str, typer.Argument(help="The tenant's slug")]) -> None:
+    """Resume a suspended tenant: the API works again and its held mail is sent."""
+    _suspend(tenant_id, False)
+
+
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a fresh LETTERHEAD_SECRET_KEY and LETTERHEAD_ENCRYPTION_KEYS for production."""

@@ -6,18 +6,23 @@ import functools
 import re
 import zoneinfo
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from letterhead.addresses import check_header_text, normalize_email
 from letterhead.context import Context
-from letterhead.errors import Conflict, InvalidInput, NotFound
-from letterhead.models import ApiKey, ApiKeyScope, Tenant
+from letterhead.errors import Conflict, Forbidden, InvalidInput, NotFound
+from letterhead.models import ApiKey, ApiKeyScope, Tenant, utcnow
 from letterhead.security import generate_api_key
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 LOCALES = ("ja", "en")
+#: The category a suspended tenant's held mail carries in the log (with a ja/en remedy).
+SUSPENDED_CATEGORY = "tenant_suspended"
+#: How long the worker leaves a suspended tenant's mail before looking again (resuming makes it due at once).
+SUSPENDED_RECHECK_SECONDS = 300
 
 
 def validate_slug(slug: str) -> str:
@@ -155,4 +160,93 @@ def update_tenant(ctx: Context, *, tenant_id: str, changes: dict[str, object], m
             setattr(tenant, field, value or None if field in ("contact_email", "brand_color", "logo_url") else value)
         s.flush()
         s.expunge(tenant)
+    return tenant
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about an API key: never the secret or its hash."""
+
+    id: str
+    name: str | None
+    prefix: str
+    scope: str
+    tenant_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _key_info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(row.id, row.name, row.prefix, row.scope, row.tenant_id, row.created_at, row.last_used_at,
+                   row.revoked_at)
+
+
+def list_api_keys(ctx: Context, *, tenant_id: str | None = None, platform: bool = False) -> list[KeyInfo]:
+    """The keys of ``tenant_id``; with ``platform`` the platform keys; with neither, every key. Oldest first."""
+    stmt = select(ApiKey).order_by(ApiKey.id)
+    if platform:
+        stmt = stmt.where(ApiKey.scope == ApiKeyScope.PLATFORM.value)
+    elif tenant_id is not None:
+        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+    with ctx.db.reading() as s:
+        return [_key_info(row) for row in s.scalars(stmt)]
+
+
+def revoke_api_key(ctx: Context, *, key_id: str, tenant_id: str | None = None) -> KeyInfo:
+    """Revoke a key (``tenant_id``: only if it is that tenant's; another tenant's key is NotFound, as if absent).
+    Revoking a revoked key changes nothing. Every API process stops accepting it within its key cache's life."""
+    with ctx.db.session() as s:
+        row = s.get(ApiKey, key_id)
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            raise NotFound(f"No API key '{key_id}'" + (f" in tenant '{tenant_id}'." if tenant_id else "."))
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        s.flush()
+        return _key_info(row)
+
+
+class TenantSuspended(Forbidden):
+    code = "tenant-suspended"
+    title = "Tenant suspended"
+
+
+def suspended_error(tenant_id: str) -> TenantSuspended:
+    return TenantSuspended(
+        f"The tenant '{tenant_id}' is suspended: its API calls are refused and its queued mail is held (not lost) "
+        "until it is resumed. Contact the platform operator to have it resumed.",
+        tenant=tenant_id,
+    )
+
+
+def ensure_active(tenant: Tenant) -> None:
+    """Refuse sending for a suspended tenant (403 problem+json at the API)."""
+    if tenant.suspended_at is not None:
+        raise suspended_error(tenant.id)
+
+
+def set_suspended(ctx: Context, *, tenant_id: str, suspended: bool) -> Tenant:
+    """Suspend (the API answers 403, the worker holds the tenant's mail) or resume (held mail is due at once).
+
+    Suspending twice keeps the first time; resuming a tenant that is not suspended changes nothing."""
+    from letterhead.models import Message, MessageStatus
+
+    now = utcnow()
+    with ctx.db.session() as s:
+        tenant = get_tenant(s, tenant_id)
+        if suspended and tenant.suspended_at is None:
+            tenant.suspended_at = now
+        elif not suspended and tenant.suspended_at is not None:
+            tenant.suspended_at = None
+            # Held mail waits up to SUSPENDED_RECHECK_SECONDS between looks: make it due now instead.
+            s.execute(
+                update(Message)
+                .where(Message.tenant_id == tenant_id, Message.category == SUSPENDED_CATEGORY,
+                       Message.status.in_((MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)))
+                .values(next_attempt_at=now)
+            )
+        s.flush()
+        s.expunge(tenant)
+    if not suspended and ctx.notify is not None:
+        ctx.notify()
     return tenant

@@ -103,7 +103,7 @@ def create_app(ctx: Context, *, dev_inbox: DevInbox | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    app.state.key_cache = KeyCache()
+    app.state.key_cache = KeyCache(ctx)
     app.state.known_tenants = KnownTenants()
     app.state.accept_queue = notifications.AcceptQueue(ctx)
     app.state.dev_inbox = dev_inbox

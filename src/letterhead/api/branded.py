@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from letterhead.api.deps import CtxDep, TenantDep
+from letterhead.api.deps import CtxDep, SendingTenantDep, TenantDep
 from letterhead.senders import branded
 
 router = APIRouter(tags=["sender-verifications"])
@@ -20,7 +20,7 @@ class SenderVerificationCreate(BaseModel):
 
 
 @router.post("/v1/tenants/{tenant_id}/sender-verifications", status_code=202)
-def create_verification(tenant: TenantDep, body: SenderVerificationCreate, ctx: CtxDep) -> JSONResponse:
+def create_verification(tenant: SendingTenantDep, body: SenderVerificationCreate, ctx: CtxDep) -> JSONResponse:
     """Send a verification email to ``email`` (through the platform, in the tenant's locale). The address
     becomes the From of all mail once its link is confirmed; the current verified address stays in use until
     then. A domain without a mail server is accepted with a warning in ``warnings``. Re-entering the verified
@@ -30,7 +30,7 @@ def create_verification(tenant: TenantDep, body: SenderVerificationCreate, ctx: 
 
 
 @router.post("/v1/tenants/{tenant_id}/sender-verifications/resend", status_code=202)
-def resend_verification(tenant: TenantDep, ctx: CtxDep) -> JSONResponse:
+def resend_verification(tenant: SendingTenantDep, ctx: CtxDep) -> JSONResponse:
     """Send a fresh link for the pending address; the older link stops working. Rate-limited: 60 s between
     sends, 5 per hour, 20 per day (429 with Retry-After)."""
     return JSONResponse(branded.resend_verification(ctx, tenant=tenant), status_code=202)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from letterhead.api.deps import CtxDep, TenantDep
+from letterhead.api.deps import CtxDep, SendingTenantDep
 from letterhead.emails import accept_email
 
 router = APIRouter(tags=["emails"])
@@ -28,7 +28,7 @@ class EmailAccepted(BaseModel):
 @router.post("/v1/tenants/{tenant_id}/emails", status_code=202, response_model=EmailAccepted)
 def create_email(
     body: EmailCreate,
-    tenant: TenantDep,
+    tenant: SendingTenantDep,
     ctx: CtxDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:

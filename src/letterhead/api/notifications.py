@@ -279,9 +279,9 @@ class FastNotifications:
                 cache: KeyCache = self.state.key_cache
                 principal = cache.get(sha256_hex(key))
         known: KnownTenants = self.state.known_tenants
-        if principal is None or (not principal.is_platform and principal.tenant_id != tenant_id) or (
-            tenant_id not in known
-        ):
+        if principal is None or principal.tenant_suspended or (
+            not principal.is_platform and principal.tenant_id != tenant_id
+        ) or tenant_id not in known:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from letterhead.api.deps import CtxDep, PrincipalDep, TenantDep
+from letterhead.api.deps import CtxDep, PrincipalDep, SendingTenantDep, TenantDep
 from letterhead.senders import settings as sender_settings
 from letterhead.senders import smtp as smtp_service
 from letterhead.smtp.presets import PRESETS
@@ -51,7 +51,7 @@ def presets(_: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post("/v1/tenants/{tenant_id}/smtp/test")
-def smtp_test(tenant: TenantDep, body: SmtpTest, ctx: CtxDep) -> dict[str, Any]:
+def smtp_test(tenant: SendingTenantDep, body: SmtpTest, ctx: CtxDep) -> dict[str, Any]:
     """Run the step-by-step check and send a real test email; a passing test returns a ``proof`` for saving."""
     fields = body.model_dump(exclude={"to"})
     return smtp_service.run_test(ctx, tenant=tenant, settings=smtp_service.SmtpSettings(**fields), to=body.to)

@@ -2,13 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from letterhead.api.deps import CtxDep, PlatformDep, PrincipalDep, TenantDep
+from letterhead.api.deps import CtxDep, KeyCache, PlatformDep, PrincipalDep, TenantDep
 from letterhead.maillog import iso
 from letterhead.models import Tenant
-from letterhead.tenants import create_api_key, create_tenant, list_tenants, update_tenant
+from letterhead.tenants import (
+    KeyInfo,
+    create_api_key,
+    create_tenant,
+    list_api_keys,
+    list_tenants,
+    revoke_api_key,
+    update_tenant,
+)
 
 router = APIRouter(tags=["tenants"])
 
@@ -48,6 +56,20 @@ def tenant_public(t: Tenant) -> dict[str, Any]:
         "brand_color": t.brand_color,
         "logo_url": t.logo_url,
         "created_at": iso(t.created_at),
+        "suspended_at": iso(t.suspended_at),
+    }
+
+
+def key_public(k: KeyInfo) -> dict[str, Any]:
+    """An API key as listed: never its secret nor its hash."""
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scope": k.scope,
+        "created_at": iso(k.created_at),
+        "last_used_at": iso(k.last_used_at),
+        "revoked_at": iso(k.revoked_at),
     }
 
 
@@ -88,4 +110,21 @@ def patch_tenant(tenant: TenantDep, body: TenantUpdate, ctx: CtxDep, principal: 
 def post_api_key(tenant: TenantDep, body: ApiKeyCreate, ctx: CtxDep) -> dict[str, Any]:
     """A new tenant-scoped key. The key is in this response only; it is stored hashed."""
     created = create_api_key(ctx, tenant_id=tenant.id, name=body.name)
-    return {"id": created.id, "key": created.key, "scope": created.scope, "tenant_id": created.tenant_id}
+    return {"id": created.id, "key": created.key, "name": body.name, "prefix": created.key.split("_")[1],
+            "scope": created.scope, "tenant_id": created.tenant_id}
+
+
+@router.get("/v1/tenants/{tenant_id}/api-keys")
+def get_api_keys(tenant: TenantDep, ctx: CtxDep) -> dict[str, Any]:
+    """The tenant's keys, revoked ones included (``revoked_at``). ``last_used_at`` is exact to about a minute."""
+    return {"api_keys": [key_public(k) for k in list_api_keys(ctx, tenant_id=tenant.id)]}
+
+
+@router.delete("/v1/tenants/{tenant_id}/api-keys/{key_id}", status_code=204)
+def delete_api_key(tenant: TenantDep, key_id: str, ctx: CtxDep, request: Request) -> Response:
+    """Revoke a key of this tenant (the key making the request too). Every API process refuses it (401) within a
+    second. Revoking a revoked key is a no-op; another tenant's key is 404."""
+    revoke_api_key(ctx, key_id=key_id, tenant_id=tenant.id)
+    cache: KeyCache = request.app.state.key_cache
+    cache.drop_key(key_id)
+    return Response(status_code=204)

@@ -30,7 +30,7 @@ from letterhead.notifications.templates import (
     compile_source,
     default_source,
 )
-from letterhead.tenants import LOCALES
+from letterhead.tenants import LOCALES, ensure_active
 
 MAX_BATCH = 1000
 
@@ -195,6 +195,9 @@ def accept_jobs(ctx: Context, jobs: Sequence[AcceptJob]) -> list[list[Accepted |
         try:
             if tenant is None:
                 raise NotFound(f"No tenant '{job.tenant_id}'.")
+            # Here, not in the request's dependencies: the tenant row is read anyway (no cost on the hot path),
+            # and it holds for platform keys and both routes (FastNotifications included) at once.
+            ensure_active(tenant)
             ready.append((i, _prepare_all(job.items, tenant, disabled.get(tenant.id, set()))))
             results.append([])
         except Exception as exc:

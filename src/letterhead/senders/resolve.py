@@ -7,7 +7,7 @@ share a route share pooled connections.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -42,12 +42,15 @@ class Route:
     #: Set when the From is on the tenant's verified sending domain and the mail goes through the platform
     #: transport: sign each message with ``senders.domains.sign(data, dkim)`` and prepend the header.
     dkim: DkimKey | None = None
+    #: The diagnosis a held message records (category and its ja/en remedy), e.g. a suspended tenant's.
+    hold_category: str | None = None
+    hold_remedy: dict[str, str] | None = None
 
     @cached_property
     def log_fields(self) -> dict[str, Any]:
         """What every message sent by this route records about it (the same for each: built once per batch).
         Shared: copy before changing."""
-        return {
+        fields: dict[str, Any] = {
             "from_addr": self.from_addr,
             "from_name": self.from_name,
             "reply_to": self.reply_to,
@@ -55,6 +58,9 @@ class Route:
             "transport": self.transport,
             "note": self.note,
         }
+        if self.hold_category:  # only on a held route (no endpoint): nothing is sent with these fields
+            fields.update(category=self.hold_category, remedy=self.hold_remedy)
+        return fields
 
 
 def dev_inbox_port(ctx: Context) -> int | None:
@@ -89,7 +95,41 @@ def platform_endpoint(ctx: Context) -> tuple[Endpoint | None, str]:
     )
 
 
+SUSPENDED_NOTE = "Held: the tenant is suspended. It is sent once the tenant is resumed."
+SUSPENDED_REMEDY = {
+    "en": "This tenant is suspended, so its mail is held (not lost). Ask the platform operator to resume it "
+    "(letterhead tenant resume); the held mail is then sent at once.",
+    "ja": "このテナントは停止中のため、メールは保留されています（失われません）。プラットフォームの運営者に再開"
+    "（letterhead tenant resume）を依頼してください。再開するとすぐに送信されます。",
+}
+
+
+def suspended(route: Route) -> Route:
+    """``route`` held while its tenant is suspended: nothing is sent, the message is deferred (not attempted, so
+    no attempt row) with a note and a ``tenant_suspended`` diagnosis, and looked at again now and then;
+    ``tenants.set_suspended`` makes it due at once on resume."""
+    from letterhead.tenants import SUSPENDED_CATEGORY, SUSPENDED_RECHECK_SECONDS
+
+    return replace(
+        route,
+        endpoint=None,
+        capacity=None,
+        dkim=None,
+        config_id=None,  # nothing goes through the tenant's SMTP account: no quota or health bookkeeping
+        hold_reason=SUSPENDED_NOTE,
+        hold_until=utcnow() + timedelta(seconds=SUSPENDED_RECHECK_SECONDS),
+        hold_category=SUSPENDED_CATEGORY,
+        hold_remedy=SUSPENDED_REMEDY,
+    )
+
+
 def default_route(ctx: Context, tenant: Tenant, *, note: str | None = None) -> Route:
+    """The platform route; held when the tenant is suspended (verification mail goes this way too)."""
+    route = _default_route(ctx, tenant, note=note)
+    return suspended(route) if tenant.suspended_at is not None else route
+
+
+def _default_route(ctx: Context, tenant: Tenant, *, note: str | None = None) -> Route:
     addr, _ = platform_address(ctx.settings)
     endpoint, label = platform_endpoint(ctx)
     return Route(
@@ -106,7 +146,12 @@ def default_route(ctx: Context, tenant: Tenant, *, note: str | None = None) -> R
 
 
 def resolve_route_in(ctx: Context, session: Session, tenant: Tenant) -> Route:
-    """The route for ``tenant``'s next messages, read in ``session``."""
+    """The route for ``tenant``'s next messages, read in ``session`` (held while the tenant is suspended)."""
+    route = _resolve_route_in(ctx, session, tenant)
+    return suspended(route) if tenant.suspended_at is not None and route.hold_category is None else route
+
+
+def _resolve_route_in(ctx: Context, session: Session, tenant: Tenant) -> Route:
     if tenant.mode == SenderMode.SMTP.value:
         cfg = session.scalar(select(SmtpConfig).where(SmtpConfig.tenant_id == tenant.id))
         if cfg is not None:
