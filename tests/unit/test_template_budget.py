@@ -135,3 +135,17 @@ def test_ordinary_template_features_still_work() -> None:
     ctx = build_context(data={"items": [{"name": "b", "q": 2}, {"name": "a", "q": 1}]}, tenant={"id": "t"}, locale="en")
     html = compile_source(TemplateSource("s", source, "t")).render(ctx).html
     assert html == "B,A,3 b/a a-b 1! 3 [1, 2] 3 True x1 {&#39;name&#39;: &#39;a&#39;, &#39;q&#39;: 1}"
+
+
+def test_preview_and_save_answer_the_same_422(ctx: object, app_client: object, acme_key: str) -> None:
+    from tests.conftest import auth
+
+    client = app_client  # a fastapi TestClient
+    body = {"subject": "s", "html": "<p>{{ (" + BIG + ")|join }}</p>", "text": None}
+    url = "/v1/tenants/acme/templates/order.created/en"
+    preview = client.post(url + "/preview", json=body, headers=auth(acme_key))  # type: ignore[attr-defined]
+    save = client.put(url, json=body, headers=auth(acme_key))  # type: ignore[attr-defined]
+    for r in (preview, save):
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert "would build more than 8 MB" in r.json()["detail"] and r.json()["errors"][0]["line"] == 1
+    assert client.get(url, headers=auth(acme_key)).json()["customized"] is False  # type: ignore[attr-defined]
