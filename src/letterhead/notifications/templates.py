@@ -33,20 +33,18 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
-from time import perf_counter, thread_time
+from time import thread_time
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,6 +64,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from letterhead.errors import NotFound, TemplateError
+from letterhead.notifications import budget
+from letterhead.notifications.budget import MAX_RENDER_SECONDS, Budget, LimitExceeded, charge
 
 __all__ = [
     "MAX_RANGE",
@@ -86,7 +86,6 @@ __all__ = [
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_RENDERED_CHARS = 1024 * 1024
-MAX_RENDER_SECONDS = 0.2
 MAX_RANGE = 1000
 #: Largest list/tuple a template may build by multiplication.
 MAX_SEQUENCE = 10_000
@@ -117,23 +116,10 @@ class Rendered:
 # ----------------------------------------------------------------------------------------------------
 # Limits enforced inside the sandbox.
 
-# The deadline is CPU time of the rendering thread (``time.thread_time``), not wall-clock time: on a busy host a
-# render that is descheduled for a while is not slow, and must not fail for it. A template that really loops for
-# 200 ms of CPU still does. Reading the thread's CPU clock is a system call (~0.3 µs), reading the wall clock is
-# not (~0.05 µs), and a thread cannot use more CPU time than wall-clock time has passed: so the CPU clock is only
-# read once the wall-clock deadline has passed. The variable holds (wall-clock deadline, CPU deadline).
-_NO_DEADLINE = (math.inf, math.inf)
-_deadline: ContextVar[tuple[float, float]] = ContextVar("letterhead_render_deadline", default=_NO_DEADLINE)
-
-
-class _LimitExceeded(SecurityError):
-    """A template hit one of Letterhead's resource limits."""
-
-
-def _check_deadline() -> None:
-    wall, cpu = _deadline.get()
-    if perf_counter() > wall and thread_time() > cpu:
-        raise _LimitExceeded(f"rendering took longer than {int(MAX_RENDER_SECONDS * 1000)} ms")
+# The per-value caps below refuse one oversized value; the message's budget (notifications/budget.py: memory of
+# everything the template builds, loop iterations, CPU time) refuses many values that are each under the caps.
+_LimitExceeded = LimitExceeded
+_check_deadline = budget.check_deadline
 
 
 def _check_size(value: Any) -> Any:
@@ -184,6 +170,8 @@ def _check_mul(left: Any, right: Any) -> None:
             if len(seq) * count > limit:
                 what = "characters in a string" if isinstance(seq, str) else "items in a list"
                 raise _LimitExceeded(f"{len(seq) * count} {what} (the limit is {limit})")
+            width = budget.char_bytes(seq) if isinstance(seq, str) else 8
+            budget.current().afford(len(seq) * max(count, 0) * width)
             return
     if (
         isinstance(left, int)
@@ -226,6 +214,7 @@ def _replace_size(s: str, old: str, new: str, count: Any) -> int:
 def _check_str_method(obj: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     if name in _STR_REFUSED:
         raise SecurityError(f"str.{name}() is not available in templates")
+    args = budget.check_str_method(obj, name, args, kwargs)
     if name in _STR_PADDING and args:
         _check_width(args[0])
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
@@ -245,9 +234,11 @@ def _check_str_method(obj: str, name: str, args: tuple[Any, ...], kwargs: dict[s
 
 @pass_eval_context
 def _filter_join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
-    items = list(value)
+    current = budget.current()
+    items = list(current.iterate(value))
     if len(str(d)) * max(len(items) - 1, 0) > MAX_RENDERED_CHARS:
         raise _LimitExceeded(f"a string longer than {MAX_RENDERED_CHARS} characters")
+    budget.join_size(current, items, str(d))
     return _check_size(sync_do_join(eval_ctx, items, d, attribute))  # type: ignore[no-any-return]
 
 
@@ -495,7 +486,40 @@ def _lh_escape(value: Any) -> str:
         return _escape_inner(value)
     if type(value) is int:
         return str(value)  # digits and a sign: nothing to escape
-    return markupsafe.escape(value)
+    budget.afford_text(value, 5)  # a list that shares one string many times prints as all of its copies
+    return charge(markupsafe.escape(value))
+
+
+def _lh_str(value: Any) -> str:
+    """``str`` for output nodes and ``~`` operands of the text templates, charged as :func:`_lh_escape`."""
+    if type(value) is str:
+        return value
+    if type(value) is not int:
+        budget.afford_text(value)
+    return charge(str(value))
+
+
+def _lh_text(value: Any) -> Any:
+    """A ``~`` operand, refused before ``str()`` when its text would not fit the budget."""
+    if type(value) is not str and type(value) is not int:
+        budget.afford_text(value, 5)
+    return value
+
+
+class _Buffer(list[Any]):
+    """The output buffer of a ``{% set %}``/``{% filter %}``/``{% call %}`` block or a macro: not the rendered
+    output (capped per chunk), so each piece is charged to the budget as it is added."""
+
+    __slots__ = ()
+
+    def append(self, value: Any) -> None:
+        if type(value) is str:
+            budget.current().spend(len(value) * budget.char_bytes(value))
+        super().append(value)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        for value in values:
+            self.append(value)
 
 
 def _lh_getattr(environment: _Sandbox, obj: Any, attribute: str) -> Any:
@@ -517,7 +541,7 @@ def _lh_mul(left: Any, right: Any) -> Any:
     elif kind_left is int and kind_right is int and left.bit_length() + right.bit_length() <= MAX_INT_BITS:
         return left * right
     _check_mul(left, right)
-    return left * right
+    return charge(left * right)
 
 
 #: Most runtime values joined into one output chunk (see :meth:`_CodeGenerator.visit_Output`); the output size is
@@ -548,7 +572,9 @@ class _CodeGenerator(CodeGenerator):
         self._escape_temps: list[str] = []  # the temporary of each output value being escaped
 
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
-        self.writeline(f"from {__name__} import _escape_inner, _lh_escape, _lh_getattr, _lh_mul")
+        self.writeline(
+            f"from {__name__} import _Buffer, _escape_inner, _lh_escape, _lh_getattr, _lh_mul, _lh_str, _lh_text"
+        )
         super().visit_Template(node, frame)
 
     def enter_frame(self, frame: Frame) -> None:
@@ -606,6 +632,27 @@ class _CodeGenerator(CodeGenerator):
             return
         super().visit_Test(node, frame)
 
+    def buffer(self, frame: Frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = _Buffer()")
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        # Each operand is measured before str_join/markup_join turn it into text (``"" ~ big_list``).
+        if frame.eval_ctx.volatile:
+            func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            func_name = "markup_join"
+        else:
+            func_name = "str_join"
+        self.write(f"{func_name}((")
+        for arg in node.nodes:
+            value = self.temporary_identifier()
+            self.write(f"({value} if type({value} := ")
+            self.visit(arg, frame)
+            self.write(f") is str else _lh_text({value})), ")
+        self.write("))")
+
     @optimizeconst
     def visit_Mul(self, node: nodes.BinExpr, frame: Frame) -> None:
         self.write("_lh_mul(")
@@ -638,12 +685,15 @@ class _CodeGenerator(CodeGenerator):
             convert = "_escape_inner" if self._fast_escape(frame, finalize) else ""
             self.write(f"({convert}({value}) if type({value} := ")
             return
+        if frame.eval_ctx.volatile and finalize.src is None:
+            self.write("(_lh_escape if context.eval_ctx.autoescape else _lh_str)(")
+            return
         super()._output_child_pre(node, frame, finalize)
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
         if self._fast_escape(frame, finalize) or self._fast_str(frame, finalize):
             value = self._escape_temps.pop()
-            fallback = "_lh_escape" if self._fast_escape(frame, finalize) else "str"
+            fallback = "_lh_escape" if self._fast_escape(frame, finalize) else "_lh_str"
             self.write(f") is str else {fallback}({value}))")
             return
         super()._output_child_post(node, frame, finalize)
@@ -725,10 +775,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             format=_filter_format,
             slice=_filter_slice,
             batch=_filter_batch,
-            money=_filter_money,
-            date=_filter_date,
-            datetime=_filter_datetime,
+            sum=budget.filter_sum,
+            wordcount=budget.filter_wordcount,
         )
+        for name, func in list(self.filters.items()):
+            if name not in _UNGUARDED_FILTERS:
+                skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+                self.filters[name] = budget.guarded(name, func, skip)
+        # Letterhead's own formatting filters return short strings, and run a dozen times per message.
+        self.filters.update(money=_filter_money, date=_filter_date, datetime=_filter_datetime)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Fast path for the common case, a key of a JSON object (``item.name``): the generic path tries
@@ -748,34 +803,73 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_pow(left, right)
         elif operator == "%" and isinstance(left, str):
             _check_percent_format(left)
-        result = self.binop_table[operator](left, right)
-        if operator == "+":
-            _check_size(result)
-        return result
+            values = right.values() if isinstance(right, Mapping) else right if isinstance(right, tuple) else (right,)
+            budget.format_size(left.count("%"), values, left)
+        elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            _check_size_of_sum(left, right)
+        return charge(self.binop_table[operator](left, right))
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_deadline()
         bound = getattr(__obj, "__self__", None)
-        if isinstance(bound, str) and isinstance(getattr(__obj, "__name__", None), str):
-            args = _check_str_method(bound, __obj.__name__, args, kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+        name = getattr(__obj, "__name__", None)
+        if isinstance(name, str) and bound is not None:
+            if isinstance(bound, str):
+                args = _check_str_method(bound, name, args, kwargs)
+            else:
+                budget.check_method(bound, name, args, kwargs)
+        return charge(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _check_brace_format(value.__self__)
-        return wrapped
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+        _check_brace_format(fmt)
+        fields = sum(1 for _literal, field, _spec, _conv in _parse_format(fmt) if field is not None)
+
+        def format_(*args: Any, **kwargs: Any) -> str:
+            values = [*args, *kwargs.values()]
+            if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:  # format_map
+                values = list(args[0].values())
+            budget.format_size(fields, values, fmt)
+            return charge(wrapped(*args, **kwargs))
+
+        return format_
 
     # Called from compiled template code (see _Guard below).
     def lh_guard_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        wall, cpu = _deadline.get()
-        for item in iterable:
-            if perf_counter() > wall and thread_time() > cpu:
-                _check_deadline()
-            yield item
+        return budget.current().iterate(iterable)
 
     def lh_guard_str(self, value: Any) -> Any:
-        return _check_size(value)
+        return charge(_check_size(value))
+
+
+#: Filters that build nothing large (a number, one item of their input, a short formatted value).
+_UNGUARDED_FILTERS = frozenset(
+    {"abs", "attr", "count", "d", "default", "filesizeformat", "first", "float", "int", "last", "length",
+     "random", "round"}
+)
+
+
+def _parse_format(fmt: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return list(string.Formatter().parse(fmt))
+    except ValueError:
+        return []
+
+
+def _check_size_of_sum(left: Any, right: Any) -> None:
+    if isinstance(left, str) and isinstance(right, str):
+        size = len(left) + len(right)
+        if size > MAX_RENDERED_CHARS:
+            raise _LimitExceeded(f"a string longer than {MAX_RENDERED_CHARS} characters")
+        budget.current().afford(size * max(budget.char_bytes(left), budget.char_bytes(right)))
+    elif not isinstance(left, str) and not isinstance(right, str):
+        size = len(left) + len(right)
+        if size > MAX_SEQUENCE:
+            raise _LimitExceeded(f"a list longer than {MAX_SEQUENCE} items")
+        budget.current().afford(size * 8)
 
 
 class _Guard(NodeTransformer):
@@ -1244,6 +1338,8 @@ def render_many(jobs: Sequence[tuple[CompiledTemplate, Mapping[str, Any]]]) -> l
     out: list[Rendered | TemplateError | None] = [None] * len(jobs)
     #: CPU seconds each message has used so far (the rendering thread's clock, read between runs).
     spent = [0.0] * len(jobs)
+    #: Each message's budget, shared by its three parts (memory and loops; the deadline restarts per part).
+    budgets = [Budget() for _ in jobs]
 
     def stage(step: Callable[[int, CompiledTemplate, dict[str, Any]], str], into: list[str]) -> None:
         clock = thread_time()
@@ -1251,15 +1347,16 @@ def render_many(jobs: Sequence[tuple[CompiledTemplate, Mapping[str, Any]]]) -> l
             if out[i] is not None:
                 into.append("")
                 continue
-            left = MAX_RENDER_SECONDS - spent[i]
-            token = _deadline.set((perf_counter() + left, clock + left))
+            message_budget = budgets[i]
+            message_budget.start(MAX_RENDER_SECONDS - spent[i])
+            token = budget.use(message_budget)
             try:
                 into.append(step(i, compiled, parents[i]))
             except TemplateError as exc:
                 out[i] = exc
                 into.append("")
             finally:
-                _deadline.reset(token)
+                budget.reset(token)
             now = thread_time()
             spent[i] += now - clock
             clock = now
