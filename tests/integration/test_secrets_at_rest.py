@@ -24,6 +24,7 @@ from letterhead.devinbox import DevInbox
 from letterhead.models import Message, SenderVerification, SendingDomain
 from letterhead.security import sha256_hex
 from letterhead.tenants import create_api_key, create_tenant
+from letterhead.users import create_user
 from tests.conftest import deliver, make_settings
 from tests.integration.test_branded_sender import path_of, press_verify, request_verification, verification_link
 from tests.integration.test_domains import ZONE, add
@@ -63,6 +64,8 @@ def test_no_token_password_or_private_key_in_the_sqlite_files(
         server = smtpd_factory(auth={"shop@example.jp": PASSWORD}, auth_required=True)
         smtp_tenant(client, ctx, server)
         add(client, key, "strict.example")
+        setup = create_user(ctx, email="owner@acme.example", tenant_id="acme").link.rsplit("/", 1)[1]
+        api_key = create_api_key(ctx, tenant_id="acme").key
 
         files = sqlite_files(ctx)
         assert set(files) == {"letterhead.db", "letterhead.db-wal", "letterhead.db-shm"}
@@ -75,6 +78,8 @@ def test_no_token_password_or_private_key_in_the_sqlite_files(
         secrets = {
             "verification token": token.encode(),
             "verification link": link.encode(),
+            "set-password token": setup.encode(),
+            "api key": api_key.encode(),
             "smtp password": PASSWORD.encode(),
             "smtp password (AUTH PLAIN)": base64.b64encode(f"\0shop@example.jp\0{PASSWORD}".encode()),
             "dkim private key": der_b64[100:160].encode(),

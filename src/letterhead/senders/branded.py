@@ -1,7 +1,8 @@
 """Branded sender: a tenant's own address, verified by link, sent through the platform transport (SPEC §2.2).
 
 Flow: ``request_verification`` stores a pending verification (the token's sha256 only, 24 h expiry) and queues
-the verification email *in the same transaction* (nothing lost between "accepted" and "queued"); the email is
+the verification email *in the same transaction* (nothing lost between "accepted" and "queued"; its body, which
+carries the link, sealed with the vault: see ``delivery.content``); the email is
 marked ``platform_route`` so that the worker always sends it through the platform's default route, even when the
 tenant's mode is ``smtp`` or ``branded`` (it must reach an address that is not yet proven to be the tenant's).
 The link opens a page whose GET changes nothing (link scanners fetch links); only the POST of its form
